@@ -1,0 +1,176 @@
+"""The ``grpo-env`` command line: wires the rooms together, holds no logic of its own.
+
+Errors a user can fix (unknown id, bad task file, bad option) print one line and exit 2;
+set ``GRPO_ENV_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+import grpo_env
+from grpo_env.checks import CheckOutcome, run_env_checks
+from grpo_env.registry import UnknownIdError
+from grpo_env.tasks import TaskFileError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="grpo-env",
+    help="Reinforcement learning of language models with verifiable rewards.\n\n"
+    "Environments turn checkable tasks into rewards; agents (GRPO and baselines) train on them.\n"
+    "Start with `grpo-env envs list`, then `grpo-env envs show ID`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+envs_app = typer.Typer(
+    help="List, inspect and check the registered environments.", no_args_is_help=True
+)
+app.add_typer(envs_app, name="envs")
+
+# Errors that come from what the user typed or gave us: one line, exit 2, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UnknownIdError,
+    TaskFileError,
+    FileNotFoundError,
+    ValidationError,
+    ValueError,
+    KeyError,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"grpo-env {grpo_env.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Reinforcement learning of language models with verifiable rewards."""
+
+
+# ----- envs ---------------------------------------------------------------------------------
+
+
+@envs_app.command("list")
+def envs_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every registered environment (built-in, plugins, and their versions)."""
+    specs = grpo_env.envs.specs()
+    if as_json:
+        rows = [{"id": s.id, "description": s.description, "source": s.source} for s in specs]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(specs)} environments", title_justify="left")
+    table.add_column("id", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("source", style="dim")
+    for spec in specs:
+        table.add_row(spec.id, spec.description, spec.source)
+    console.print(table)
+    console.print("[dim]An id without -vN means its latest version: `--env format`.[/dim]")
+
+
+@envs_app.command("show")
+def envs_show(
+    env_id: Annotated[str, typer.Argument(help="Environment id, e.g. format-v0 or format.")],
+    seed: Annotated[int, typer.Option(help="Seed that picks the sample task.")] = 0,
+) -> None:
+    """Show an environment: its spec, reward components and one sample task."""
+    spec = grpo_env.envs.resolve(env_id)
+    env = grpo_env.make(spec.id)
+    try:
+        obs, info = env.reset(seed=seed)
+        task = env.unwrapped.task
+        console.print(f"[bold cyan]{spec.id}[/bold cyan]  {spec.description}")
+        cls = type(env.unwrapped)
+        console.print(f"class:      {cls.__module__}.{cls.__name__}")
+        console.print(f"source:     {spec.source}")
+        console.print(f"tasks:      {len(env.unwrapped.tasks)} ({env.unwrapped.tasks.name})")
+        console.print(f"max turns:  {env.unwrapped.max_turns}")
+        console.print(f"components: {', '.join(env.unwrapped.reward_components)}")
+        console.print(f"\n[bold]sample task[/bold] {info['task_id']} (seed {seed})")
+        for message in obs:
+            console.print(f"[magenta]{message['role']}:[/magenta] {escape(message['content'])}")
+        if task is not None and task.answer is not None:
+            console.print(f"[green]answer:[/green] {escape(str(task.answer))}")
+        gold = env.unwrapped.gold_completion(task) if task is not None else None
+        if gold is not None:
+            console.print(f"[green]gold completion:[/green] {escape(gold)}")
+    finally:
+        env.close()
+
+
+@envs_app.command("check")
+def envs_check(
+    env_id: Annotated[str, typer.Argument(help="Environment id, e.g. format-v0.")],
+    seed: Annotated[int, typer.Option(help="Seed for the determinism and scoring checks.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Check an environment: Gymnasium's env checker, seed determinism, the gold answer
+    scores full marks, an empty answer scores nothing. Exits 1 if any check fails."""
+    spec = grpo_env.envs.resolve(env_id)
+    outcomes = run_env_checks(spec.id, seed=seed)
+    _print_outcomes(spec.id, outcomes, as_json)
+    if any(o.passed is False for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_outcomes(env_id: str, outcomes: list[CheckOutcome], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"env": env_id, "checks": [o.model_dump() for o in outcomes]}, indent=2))
+        return
+    table = Table(title=f"checks of {env_id}", title_justify="left")
+    table.add_column("check", style="bold")
+    table.add_column("result")
+    table.add_column("detail")
+    marks = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]", None: "[yellow]SKIP[/yellow]"}
+    for outcome in outcomes:
+        table.add_row(outcome.name, marks[outcome.passed], escape(outcome.detail))
+    console.print(table)
+
+
+# ----- entry point --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return app(args=argv, standalone_mode=True)
+    except USER_ERRORS as err:
+        if os.environ.get("GRPO_ENV_DEBUG"):
+            raise
+        err_console.print(f"[red]error:[/red] {_one_line(err)}", highlight=False)
+        sys.exit(2)
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        return f"{err.title}: {where}: {first['msg']}{more}"
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+if __name__ == "__main__":
+    main()

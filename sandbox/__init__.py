@@ -1,0 +1,1 @@
+"""Isolated code execution. Knows nothing of RL: requests in, results out."""
