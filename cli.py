@@ -19,7 +19,7 @@ from rich.table import Table
 
 import grpo_env
 from grpo_env.checks import CheckOutcome, run_env_checks
-from grpo_env.registry import UnknownIdError
+from grpo_env.registry import UnknownIdError, import_user_module
 from grpo_env.tasks import TaskFileError
 
 console = Console()
@@ -62,8 +62,21 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            "-I",
+            metavar="MODULE",
+            help="Import a module first (repeatable), so the environments and agents it "
+            "registers can be used: `grpo-env -I my_envs train --env reverse-word`. The current "
+            "directory is importable.",
+        ),
+    ] = None,
 ) -> None:
     """Reinforcement learning of language models with verifiable rewards."""
+    for module in imports or []:
+        import_user_module(module)
 
 
 # ----- envs ---------------------------------------------------------------------------------
