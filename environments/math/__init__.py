@@ -8,6 +8,12 @@ Importing this package is cheap: sympy and math-verify are imported in the worke
 processes only.
 """
 
+from grpo_env.environments.math.env import (
+    MATH_FORMAT_SYSTEM_PROMPT,
+    MATH_SYSTEM_PROMPT,
+    MathEnv,
+    ReasoningGymMathEnv,
+)
 from grpo_env.environments.math.extraction import Extraction, extract_answer, reference_answer
 from grpo_env.environments.math.pool import (
     DEFAULT_TIMEOUT_S,
@@ -19,7 +25,11 @@ from grpo_env.environments.math.pool import (
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "MATH_FORMAT_SYSTEM_PROMPT",
+    "MATH_SYSTEM_PROMPT",
     "CheckerPool",
+    "MathEnv",
+    "ReasoningGymMathEnv",
     "Extraction",
     "PoolUnavailable",
     "check_answer",
