@@ -35,9 +35,7 @@ def parse_math_row(row: dict[str, Any], default_id: str) -> Task:
         solution = _text(row, "answer")
         match = _GSM8K_FINAL.search(solution)
         if not match or not match.group(1).strip():
-            raise TaskFieldError(
-                "answer", "a GSM8K answer must end with '#### <final answer>'"
-            )
+            raise TaskFieldError("answer", "a GSM8K answer must end with '#### <final answer>'")
         final = match.group(1).strip()
         metadata.update(format="gsm8k", solution=solution)
         return Task(id=task_id, prompt=question, answer=final, metadata=metadata)

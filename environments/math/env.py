@@ -109,7 +109,7 @@ class _MathRewardEnv(VerifiableEnv):
 
     def _check_correct(self, task: Task, completion: str) -> VerifyResult:
         request = self._request(task, completion)
-        return self.pool.run(request, timeout=self.timeout, preload=self._preload())
+        return _as_criterion(self.pool.run(request, timeout=self.timeout, preload=self._preload()))
 
     def score_many(self, task: Task, completions: Sequence[str]) -> list[VerifyResult]:
         """Score a GRPO group: format checks here, correctness checks concurrently in the
@@ -124,7 +124,7 @@ class _MathRewardEnv(VerifiableEnv):
             timeout=self.timeout,
             preload=self._preload(),
         )
-        known = dict(zip(distinct, results, strict=True))
+        known = dict(zip(distinct, map(_as_criterion, results), strict=True))
         rubric = self._build_rubric(lambda _task, completion: known[completion])
         return [rubric.score(task, c) for c in completions]
 
@@ -293,6 +293,12 @@ class ReasoningGymMathEnv(_MathRewardEnv):
         if self.scorer == "math":
             return None
         return {"op": "load_dataset", "dataset": self.dataset, "config": self.config}
+
+
+def _as_criterion(result: VerifyResult) -> VerifyResult:
+    # The rubric names the component "correct" itself; the checker's own copy would
+    # come back as "correct/correct".
+    return result.model_copy(update={"components": {}})
 
 
 def _jsonable(value: Any, what: str) -> Any:

@@ -174,9 +174,25 @@ def split_assignment(text: str) -> tuple[str | None, str]:
     if not match:
         return None, text
     rhs = match["rhs"]
+    if "=" in rhs and re.search(r"[,;]", _outside_brackets(rhs)):
+        return None, text  # "x = 2, y = 3" is a list of assignments, not one
     if "=" in rhs and not re.search(r"[<>!\\]=|=[<>]", rhs):
         rhs = rhs.rsplit("=", 1)[1]  # a chain of steps: the last value is the answer
     return re.sub(r"\s+", "", match["lhs"]), rhs.strip()
+
+
+def _outside_brackets(text: str) -> str:
+    """``text`` with everything inside brackets or braces removed."""
+    out = []
+    depth = 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
 
 
 def strip_units(text: str) -> str:

@@ -117,6 +117,10 @@ class _Worker:
                 continue  # loop re-checks the deadline
             chunk = os.read(self._stdout_fd, 1 << 16)
             if not chunk:
+                try:
+                    self.process.wait(timeout=1)  # reap it, to report how it ended
+                except subprocess.TimeoutExpired:
+                    pass
                 raise WorkerCrashed(f"worker {self.pid} died ({self._exit_status()})")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
@@ -359,10 +363,14 @@ class CheckerPool:
             if self._closed:
                 raise PoolUnavailable("the checker pool is closed")
             try:
-                return self._idle.get(timeout=0.5)
+                worker = self._idle.get(timeout=0.5)
             except queue.Empty:
                 if self._broken is not None and self._idle.empty():
                     raise PoolUnavailable(self._broken) from None
+                continue
+            if worker.process.poll() is None:
+                return worker
+            self._replace(worker)  # died while idle (killed from outside): start another
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self.memory_mb)
