@@ -23,7 +23,8 @@ BOXED_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _GSM8K = re.compile(r"^[ \t]*####[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 _ANSWER_IS = re.compile(
-    r"(?:\bfinal\s+answer|\bthe\s+answer|^\W{0,4}answer)\s*(?:is\b|:|=)\s*:?",
+    r"(?:\bfinal\s+answer|\bthe\s+answer|^\W{0,4}answer)\s*(?:is\b|:|=)\s*:?"
+    r"|^\W{0,4}answer\s+(?=\$|\\[(\[])",  # "Answer \( 9 \)": the word opens the line
     re.IGNORECASE | re.MULTILINE,
 )
 # Where an "answer is" statement ends: a line break, or a sentence-ending period (not the
@@ -183,7 +184,7 @@ def clean_statement(answer: str) -> str:
     while previous != answer:
         previous = answer
         answer = answer.strip().strip("*").strip()
-        answer = re.sub(r"[.,;:!]+$", "", answer).strip()
+        answer = re.sub(r"(?:[.,;:]|(?<![\w)}])!)+$", "", answer).strip()
         for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ('"', '"')):
             if answer.startswith(left) and answer.endswith(right) and len(answer) > 2 * len(left):
                 inner = answer[len(left) : -len(right)]

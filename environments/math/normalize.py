@@ -12,7 +12,7 @@ import re
 
 from grpo_env.environments.math.extraction import clean_statement, find_boxed
 
-_SPACING = re.compile(r"\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits)\b")
+_SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits)\b")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])\s*")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _STYLE_WRAPPERS = re.compile(
@@ -43,7 +43,16 @@ _UNICODE = {
     "±": "\\pm ",
     "∈": "\\in ",
     "…": "\\ldots ",
+    "½": "\\frac{1}{2}",
+    "⅓": "\\frac{1}{3}",
+    "⅔": "\\frac{2}{3}",
+    "¼": "\\frac{1}{4}",
+    "¾": "\\frac{3}{4}",
+    "∅": "\\emptyset ",
 }
+_EMPTY_SET = re.compile(r"\\varnothing\b|\\\{\s*\\\}|^\{\s*\}$")
+# Plain-text function names the LaTeX parser would read as products of letters (s*i*n).
+_PLAIN_FUNCTIONS = re.compile(r"(?<![\\A-Za-z])(sin|cos|tan|cot|sec|csc|log|ln|exp)(?=\s*\()")
 _SEQUENCE_DOTS = re.compile(r"\\(?:ldots|cdots|dots|dotsc|dotsb)\b|\.\.\.")
 # A name that an answer may be assigned to: x, a_1, x_{10}, \theta, f(2), (a, b, c).
 _NAME = r"(?:[A-Za-z](?:_\{?\w+\}?)?'*|\\[A-Za-z]+|[A-Za-z]\([^()=]*\)|\([A-Za-z_ ,]+\))"
@@ -54,7 +63,8 @@ _UNIT_TEXT = re.compile(
     r"(?:\s*\^\s*\{?[23]\}?)?"
 )
 _TRAILING_WORDS = re.compile(
-    r"(?P<value>.*?[\d}])\s*(?P<unit>[A-Za-z]{2,}(?:[\s/-]+[A-Za-z]+)*)(?:\s*\^\s*\{?[23]\}?)?\s*"
+    r"(?P<value>.*?[\d}])\s*(?P<unit>(?:[A-Za-z]{2,}|[A-Za-z]+(?=/))(?:[\s/-]+[A-Za-z]+)*)"
+    r"(?:\s*\^\s*\{?[23]\}?)?\s*"
 )
 _WORDY = re.compile(r"[A-Za-z][A-Za-z\s'\-]*[A-Za-z]")
 
@@ -80,6 +90,7 @@ def clean_answer(answer: str) -> str:
     if whole_text:  # \text{(C)} is (C)
         text = whole_text.group(1)
     text = _plain_text_math(text)
+    text = _EMPTY_SET.sub(r"\\emptyset", text)
     text = re.sub(r"\s+", " ", text).strip()
     return clean_statement(text)
 
@@ -111,6 +122,7 @@ def _plain_text_math(text: str) -> str:
         out.append("\\sqrt{" + text[match.end() : close] + "}")
         i = close + 1
     text = "".join(out)
+    text = _PLAIN_FUNCTIONS.sub(r"\\\1", text)
     text = _POWER_TOWER.sub(_right_associative, text)
     return re.sub(r"(?<![\\A-Za-z])pi(?![A-Za-z])", r"\\pi", text)
 

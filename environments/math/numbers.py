@@ -8,8 +8,10 @@ here. A decimal is accepted for an exact value it does not equal in two narrow c
 a careful grader reads them:
 
 - the answer is a decimal approximation of an exact value that has no finite decimal form
-  at that precision (``0.3333`` for ``1/3``, ``1.4142`` for ``\\sqrt 2``): at least 4
-  significant digits, and off by less than one unit in its last place (rounded or truncated);
+  at that precision (``0.333333`` for ``1/3``, ``1.41421356`` for ``\\sqrt 2``): at least 6
+  significant digits (math-verify's 6 places, made relative), and the exact value correctly
+  rounded or truncated (``1.414214`` and ``1.414213`` stand for ``\\sqrt 2``, ``1.414215``
+  does not; ``0.3333`` and ``1.414`` are too coarse to be accepted for an exact answer);
 - the reference is a rounded decimal (``33.3``, at least 3 significant digits) and the answer
   is the exact value it was rounded from (``100/3``).
 """
@@ -24,7 +26,7 @@ from typing import Literal
 
 Role = Literal["gold", "answer"]
 
-MIN_SIG_ANSWER_APPROX = 4
+MIN_SIG_ANSWER_APPROX = 6
 MIN_SIG_GOLD_ROUNDED = 3
 
 _UNSIGNED = r"(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)(?:\.\d*)?|\.\d+"
@@ -35,6 +37,9 @@ _FRAC_LATEX = re.compile(
     r"(?:\{\s*(?P<d>[^{}]+?)\s*\}|(?P<d1>\d))"
 )
 _FRAC_SLASH = re.compile(r"(?P<n>[+-]?[^/]+?)\s*/\s*(?P<d>[+-]?[^/]+)")
+_REPEATING = re.compile(
+    r"(?P<sign>[+-]?)\s*(?P<whole>\d*)\.(?P<fixed>\d*)\s*\\overline\s*\{\s*(?P<period>\d+)\s*\}"
+)
 _MIXED_LATEX = re.compile(r"(?P<sign>[+-]?)\s*(?P<whole>\d+)\s*(?P<frac>\\frac.*)")
 _MIXED_SLASH = re.compile(r"(?P<sign>[+-]?)\s*(?P<whole>\d+)\s+(?P<frac>\d+\s*/\s*\d+)")
 
@@ -78,6 +83,9 @@ def _parse_unsigned_form(text: str) -> PlainNumber | None:
     match = _DECIMAL.fullmatch(text)
     if match:
         return _decimal_number(match)
+    match = _REPEATING.fullmatch(text)
+    if match:
+        return PlainNumber(_repeating_value(match))
     for pattern in (_MIXED_LATEX, _MIXED_SLASH):
         match = pattern.fullmatch(text)
         if match:
@@ -106,6 +114,16 @@ def _parse_fraction(text: str) -> Fraction | None:
     if num is None or den is None or den == 0:
         return None
     return sign * num / den
+
+
+def _repeating_value(match: re.Match[str]) -> Fraction:
+    """``0.1\\overline{6}`` = 1/6: the fixed digits, then the period repeating forever."""
+    fixed, period = match["fixed"], match["period"]
+    value = Fraction(int(match["whole"] or 0))
+    if fixed:
+        value += Fraction(int(fixed), 10 ** len(fixed))
+    value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return -value if match["sign"] == "-" else value
 
 
 def _simple_value(text: str) -> Fraction | None:
@@ -157,9 +175,11 @@ def decimal_stands_for(
     error = abs(written - exact)
     ulp = unit_in_last_place(decimal)
     sig = significant_digits(decimal)
-    if role == "answer":
-        return sig >= MIN_SIG_ANSWER_APPROX and error < ulp
-    return sig >= MIN_SIG_GOLD_ROUNDED and error <= ulp / 2
+    rounded = error <= ulp / 2
+    if role == "gold":
+        return sig >= MIN_SIG_GOLD_ROUNDED and rounded
+    truncated = error < ulp and abs(written) <= abs(exact) and (written >= 0) == (exact >= 0)
+    return sig >= MIN_SIG_ANSWER_APPROX and (rounded or truncated)
 
 
 def plain_numbers_equal(gold: PlainNumber, answer: PlainNumber) -> tuple[bool, str]:

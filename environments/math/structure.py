@@ -10,18 +10,19 @@ under our control; only the single values inside go to the equivalence checker.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from grpo_env.environments.math.numbers import parse_plain_number
 
-Kind = Literal["leaf", "set", "list", "bracket", "union", "ratio"]
+Kind = Literal["leaf", "set", "list", "bracket", "union", "ratio", "plusminus"]
 
 _UNION = re.compile(r"\\cup(?![A-Za-z])")
 _COMMA = re.compile(r",|;")
 _LIST = re.compile(r",|;|\s+and\s+|\\text\{\s*and\s*\}")
 _RATIO = re.compile(r":")
+_PLUS_MINUS = re.compile(r"\\pm(?![A-Za-z])")
 MAX_MATCHED_ITEMS = 12
 
 
@@ -35,7 +36,7 @@ class Node:
 
     @property
     def is_collection(self) -> bool:
-        return self.kind in ("set", "list")
+        return self.kind in ("set", "list", "plusminus")
 
 
 def parse_structure(text: str) -> Node:
@@ -60,10 +61,16 @@ def parse_structure(text: str) -> Node:
 
     items = split_top_level(text, _LIST)
     if len(items) > 1 and all(p.strip() for p in items):
-        return Node("list", text, tuple(parse_structure(p) for p in items))
+        return Node("list", text, _flatten(parse_structure(p) for p in items))
     parts = split_top_level(text, _RATIO)
     if len(parts) > 1 and all(parse_plain_number(p) is not None for p in parts):
         return Node("ratio", text, tuple(Node("leaf", p.strip()) for p in parts))
+    parts = split_top_level(text, _PLUS_MINUS)
+    if len(parts) == 2 and parts[1]:
+        # "1 \pm \sqrt{19}" is the pair of values 1 + \sqrt{19} and 1 - \sqrt{19}.
+        left, right = parts
+        pair = (Node("leaf", f"{left}+{right}"), Node("leaf", f"{left}-{right}"))
+        return Node("plusminus", text, pair)
     return Node("leaf", text)
 
 
@@ -71,7 +78,15 @@ def _items(inner: str, separator: re.Pattern[str]) -> tuple[Node, ...]:
     parts = split_top_level(inner, separator)
     if len(parts) == 1 and not parts[0].strip():
         return ()
-    return tuple(parse_structure(p) for p in parts)
+    return _flatten(parse_structure(p) for p in parts)
+
+
+def _flatten(nodes: Iterable[Node]) -> tuple[Node, ...]:
+    # {1 \pm \sqrt{5}, -2} has three elements.
+    flat: list[Node] = []
+    for node in nodes:
+        flat.extend(node.items if node.kind == "plusminus" else (node,))
+    return tuple(flat)
 
 
 def split_top_level(text: str, separator: re.Pattern[str]) -> list[str]:
@@ -102,9 +117,11 @@ def _step(depth: int, char: str) -> int:
 def _closes_at_end(text: str) -> bool:
     """Whether the bracket opening ``text`` is closed by its last character."""
     depth = 0
+    opened = False
     for i, char in enumerate(text):
         depth = _step(depth, char)
-        if depth == 0:
+        opened = opened or depth > 0
+        if opened and depth == 0:
             return i == len(text) - 1
     return False
 

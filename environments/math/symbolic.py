@@ -16,6 +16,7 @@ works on the main thread; the worker pool enforces a hard wall limit instead.
 from __future__ import annotations
 
 import logging
+import re
 from decimal import Decimal
 from fractions import Fraction
 from types import FunctionType
@@ -43,15 +44,20 @@ _NORMALIZATION = NormalizationConfig(
 _PERCENT = sympy.UnevaluatedExpr(sympy.Rational(1, 100))
 _RELATIVE_TOLERANCE = sympy.Float("1e-40", 60)
 _DIGITS = 50
+# "3+4i", "2i": an i written next to a number is the imaginary unit.
+_IMAGINARY_UNIT = re.compile(r"(?<=\d)\s*i(?![A-Za-z])|(?<![A-Za-z\\])i(?![A-Za-z])")
 
 
 def to_sympy(text: str) -> Any | None:
     """``text`` (LaTeX or plain math) as a sympy object, or None when it does not parse."""
     normalized = normalize_latex(text, config=_NORMALIZATION)
+    complex_valued = _mv_grader.should_treat_as_complex(normalized) or bool(
+        _IMAGINARY_UNIT.search(normalized)
+    )
     try:
-        return latex2sympy(
+        expr = latex2sympy(
             normalized,
-            is_real=not _mv_grader.should_treat_as_complex(normalized),
+            is_real=not complex_valued,
             convert_degrees=False,
             normalization_config=None,
         )
@@ -59,6 +65,12 @@ def to_sympy(text: str) -> Any | None:
         raise
     except Exception:
         return None
+    if complex_valued and hasattr(expr, "free_symbols"):
+        # latex2sympy leaves "i" a plain symbol: make it the imaginary unit.
+        units = {s: sympy.I for s in expr.free_symbols if getattr(s, "name", "") == "i"}
+        if units:
+            expr = expr.xreplace(units)
+    return expr
 
 
 def symbolic_equal(gold: Any, answer: Any) -> bool:

@@ -37,6 +37,10 @@ KNOWN_FALSE_POSITIVES = [
     ("[1, 2)", "(1, 2)"),
     ("Monday", "Mondya"),  # sympy would read both as the product M*o*n*d*a*y
     (r"\frac{1}{3}", "0.33"),
+    (r"\frac{1}{3}", "0.3333"),  # fewer than 6 significant digits is not an exact answer
+    (r"\sqrt{2}", "1.414215"),  # neither rounded nor truncated
+    (r"\{1, 2, 3\}", "\{1, 2\}"),
+    ("5", "|3-4i| + 1"),
     (r"\pi", "3.14"),
     ("1234", "1234.1"),
     ("18", "18.4"),
@@ -72,8 +76,11 @@ def test_known_false_positives_are_rejected(gold, answer):
         ("0.4", ".4"),
         ("1000.99", r"\$1,000.99"),
         # decimals standing for exact values
-        (r"\frac{1}{3}", "0.3333"),
+        (r"\frac{1}{3}", "0.333333"),
+        (r"\frac{2}{3}", "0.666666"),  # truncated
+        (r"\sqrt{2}", "1.414214"),
         (r"\sqrt{17}", "4.123105625617661"),
+        (r"0.\overline{3}", r"\frac{1}{3}"),
         (r"\frac{1}{12}", "0.0833333333333333"),
         ("33.3", r"\frac{100}{3}"),
         # shapes
@@ -105,6 +112,12 @@ def test_known_false_positives_are_rejected(gold, answer):
         (r"1 - \frac{1}{\mathrm{e}}", r"1 - e^{-1}"),
         ("2^{10}", "1024"),
         ("3+4i", "4i+3"),
+        ("5", "|3+4i|"),
+        (r"\{1\pm\sqrt{5},-2\}", r"-2, 1+\sqrt{5}, 1-\sqrt{5}"),
+        ("5!", "120"),
+        (r"\emptyset", r"\varnothing"),
+        (r"7\sin(\frac{\pi x}{5})+1", "7*sin(pi*x/5)+1"),
+        ("3.5", "3.5 m/s"),
         (r"2\pi", r"2 \pi"),
         ("sqrt(2)", r"\sqrt{2}"),
         ("x**2", "x^2"),
