@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from grpo_env.environments.math.normalize import (
     clean_answer,
     collapse_thousands,
+    expand_tuple_assignment,
     has_sequence_dots,
+    is_assignment_list,
     is_wordy,
     split_assignment,
     squash,
@@ -72,6 +74,10 @@ class _Comparison:
         return Verdict(equal, method)
 
     def texts(self, gold: str, answer: str) -> Verdict:
+        if is_assignment_list(gold):
+            answer = expand_tuple_assignment(answer)  # "(a, b) = (3, -2)" for "a = 3, b = -2"
+        elif is_assignment_list(answer):
+            gold = expand_tuple_assignment(gold)
         gold, answer = _strip_assignments(gold, answer)
         g_node, a_node = parse_structure(gold), parse_structure(answer)
         outcome = compare_nodes(g_node, a_node, self.leaf_equal)

@@ -7,7 +7,8 @@ Where a final answer may be, strongest marker first:
 2. the last ``\\boxed{…}`` (nested braces, ``\\fbox``, ``\\boxed 5``);
 3. a GSM8K line ``#### N``;
 4. "the (final) answer is …" / "Answer: …" (the last such statement);
-5. optionally, the last number in the text (off by default: it rewards rambling).
+5. the whole completion, when it is nothing but an answer (``$\\frac{1}{3}$``, ``x = 5``);
+6. optionally, the last number in the text (off by default: it rewards rambling).
 
 A completion that commits to several different answers ("either 3 or 4", ``\\boxed{3}
 \\boxed{4}``) yields several candidates; the checker scores it 0 unless all of them are right.
@@ -15,6 +16,7 @@ A completion that commits to several different answers ("either 3 or 4", ``\\box
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -30,6 +32,10 @@ _ANSWER_IS = re.compile(
 # Where an "answer is" statement ends: a line break, or a sentence-ending period (not the
 # point of a decimal such as 3.5).
 _STATEMENT_END = re.compile(r"\n|\.(?=\s|$)(?!\d)")
+MAX_BARE_ANSWER_CHARS = 300
+# Two words in a row outside math: a sentence, not a bare answer.
+_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_COPULA = re.compile(r"\s(?:is|are|equals|was|be)\s", re.IGNORECASE)
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 # Text between two boxes that still reads as one list ("\boxed{3}, \boxed{5}", "… and …").
 _LIST_GLUE = re.compile(r"^[\s,;$]*(?:(?:and|&|\\text\{\s*and\s*\}|\\quad)[\s,;$]*)?$")
@@ -131,9 +137,7 @@ def _extract_marked(text: str, *, last_number_fallback: bool) -> Extraction:
         if len(distinct) == 1:
             return _with_alternatives(distinct[0], "boxed")
         joined = None
-        if all(
-            _LIST_GLUE.match(text[a.end : b.start]) for a, b in zip(boxes, boxes[1:], strict=False)
-        ):
+        if all(_LIST_GLUE.match(text[a.end : b.start]) for a, b in itertools.pairwise(boxes)):
             joined = ", ".join(b.content for b in boxes)
         return Extraction(tuple(distinct), "boxed", joined)
 
@@ -148,6 +152,10 @@ def _extract_marked(text: str, *, last_number_fallback: bool) -> Extraction:
     if stated:
         return _with_alternatives(stated, "answer_is")
 
+    bare = _bare_answer(text)
+    if bare:
+        return _with_alternatives(bare, "whole")
+
     if last_number_fallback:
         numbers = _NUMBER.findall(text)
         if numbers:
@@ -155,15 +163,46 @@ def _extract_marked(text: str, *, last_number_fallback: bool) -> Extraction:
     return Extraction((), None)
 
 
+def _bare_answer(text: str) -> str | None:
+    """The whole completion when it is nothing but an answer (``$\\frac{1}{3}$``, ``x = 5``,
+    ``Evelyn``): short, and no sentence outside its math."""
+    stripped = text.strip()
+    if not stripped or len(stripped) > MAX_BARE_ANSWER_CHARS or stripped.count("\n") > 2:
+        return None
+    if any(command in stripped for command in BOXED_COMMANDS):
+        return None  # a box was started but never closed: the answer was cut off
+    words = re.sub(r"\$[^$]*\$|\\[A-Za-z]+\s*(?:\{[^{}]*\})?", " ", stripped)
+    if _PROSE.search(words) or "<" in words:
+        return None
+    return clean_statement(stripped) or None
+
+
 def _last_answer_statement(text: str) -> str | None:
     matches = list(_ANSWER_IS.finditer(text))
     for match in reversed(matches):
         rest = text[match.end() :]
         rest = rest[: _statement_end(rest)]
-        answer = clean_statement(rest)
+        answer = clean_statement(_after_prose(rest))
         if answer:
             return answer
     return None
+
+
+def _after_prose(statement: str) -> str:
+    """ "The largest $n$ is 34" -> "34": when the statement is a sentence, its answer is what
+    follows the last "is"/"equals" (math in $...$ is left alone)."""
+    outside_math = re.sub(r"\$[^$]*\$", " ", statement)
+    if not _PROSE.search(outside_math):
+        return statement
+    cut = None
+    for match in _COPULA.finditer(statement):
+        if statement[: match.start()].count("$") % 2 == 0:
+            cut = match.end()
+    tail = statement[cut:] if cut is not None else statement
+    math = re.findall(r"\$([^$]+)\$", tail)
+    if math and _PROSE.search(re.sub(r"\$[^$]*\$", " ", tail)):
+        return math[-1]  # "$\frac{1}{2}$ of the pie": the math is the answer
+    return tail
 
 
 def _statement_end(rest: str) -> int:
@@ -183,7 +222,7 @@ def clean_statement(answer: str) -> str:
     previous = None
     while previous != answer:
         previous = answer
-        answer = answer.strip().strip("*").strip()
+        answer = answer.strip().strip("*`").strip()
         answer = re.sub(r"(?:[.,;:]|(?<![\w)}])!)+$", "", answer).strip()
         for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ('"', '"')):
             if answer.startswith(left) and answer.endswith(right) and len(answer) > 2 * len(left):

@@ -13,10 +13,12 @@ import re
 from grpo_env.environments.math.extraction import clean_statement, find_boxed
 
 _SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits)\b")
+# "16,\\!386", "1\\,000", "12{,}000": spacing inside a number is part of a thousands separator.
+_NUMBER_SPACING = re.compile(r"(?<=[\d,])\\[!,;: ](?=\d)|(?<=\d)\\[!,;: ](?=,)")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])\s*")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _STYLE_WRAPPERS = re.compile(
-    r"\\(?:mathrm|mathbf|mathit|mathsf|mathbb|boldsymbol|bm|textbf|textit|textrm|emph"
+    r"\\(?:mathrm|mathbf|mathit|mathsf|boldsymbol|bm|textbf|textit|textrm|emph"
     r"|operatorname)\s*\{([^{}]*)\}"
 )
 _TEXT_WRAPPERS = re.compile(r"\\(?:text|textnormal|mbox|hbox)\s*\{([^{}]*)\}")
@@ -50,6 +52,10 @@ _UNICODE = {
     "¾": "\\frac{3}{4}",
     "∅": "\\emptyset ",
 }
+_REALS = re.compile(r"\\mathbb\s*\{?\s*R\s*\}?|ℝ")
+_REALS_WITHOUT_POINT = re.compile(
+    r"^\(-\\infty, \\infty\)\s*(?:\\setminus|\\backslash|-)\s*\\\{\s*([^{},]+?)\s*\\\}$"
+)
 _EMPTY_SET = re.compile(r"\\varnothing\b|\\\{\s*\\\}|^\{\s*\}$")
 # Plain-text function names the LaTeX parser would read as products of letters (s*i*n).
 _PLAIN_FUNCTIONS = re.compile(r"(?<![\\A-Za-z])(sin|cos|tan|cot|sec|csc|log|ln|exp)(?=\s*\()")
@@ -66,6 +72,7 @@ _TRAILING_WORDS = re.compile(
     r"(?P<value>.*?[\d}])\s*(?P<unit>(?:[A-Za-z]{2,}|[A-Za-z]+(?=/))(?:[\s/-]+[A-Za-z]+)*)"
     r"(?:\s*\^\s*\{?[23]\}?)?\s*"
 )
+_REMARK = re.compile(r"\s+\([A-Za-z][A-Za-z\s]+\)$")
 _WORDY = re.compile(r"[A-Za-z][A-Za-z\s'\-]*[A-Za-z]")
 
 
@@ -78,6 +85,7 @@ def clean_answer(answer: str) -> str:
     for symbol, latex in _UNICODE.items():
         text = text.replace(symbol, latex)
     text = clean_statement(text)
+    text = _NUMBER_SPACING.sub("", text)
     text = _SPACING.sub(" ", text)
     text = _SIZING.sub("", text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
@@ -91,6 +99,8 @@ def clean_answer(answer: str) -> str:
         text = whole_text.group(1)
     text = _plain_text_math(text)
     text = _EMPTY_SET.sub(r"\\emptyset", text)
+    text = _REALS.sub(r"(-\\infty, \\infty)", text)
+    text = _REALS_WITHOUT_POINT.sub(r"(-\\infty, \1) \\cup (\1, \\infty)", text)
     text = re.sub(r"\s+", " ", text).strip()
     return clean_statement(text)
 
@@ -207,10 +217,49 @@ def _outside_brackets(text: str) -> str:
     return "".join(out)
 
 
+_TUPLE_ASSIGNMENT = re.compile(r"^\s*\(([A-Za-z_ ,]+)\)\s*=\s*\((.+)\)\s*$")
+
+
+def expand_tuple_assignment(text: str) -> str:
+    """``(a, b) = (3, -2)`` -> ``a = 3, b = -2`` (unchanged unless the counts match)."""
+    match = _TUPLE_ASSIGNMENT.match(text)
+    if not match:
+        return text
+    names = [n.strip() for n in match.group(1).split(",")]
+    values = _split_outside_brackets(match.group(2))
+    if len(names) != len(values) or not all(names):
+        return text
+    return ", ".join(f"{n} = {v.strip()}" for n, v in zip(names, values, strict=True))
+
+
+def is_assignment_list(text: str) -> bool:
+    """``a = 3, b = -2``: several assignments separated by commas."""
+    parts = _split_outside_brackets(text)
+    return len(parts) > 1 and all(split_assignment(p.strip())[0] for p in parts)
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char in ",;" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
 def strip_units(text: str) -> str:
-    """Drop unit words after a number: ``125 miles`` -> ``125``, ``15\\text{ cm}^2`` -> ``15``."""
+    """Drop unit words after a number: ``125 miles`` -> ``125``, ``15\\text{ cm}^2`` -> ``15``;
+    and a remark in parentheses: ``13 (thirteen)`` -> ``13``."""
     if not re.search(r"\d", text):
         return text
+    remark = _REMARK.search(text)
+    if remark and re.search(r"\d", text[: remark.start()]):
+        text = text[: remark.start()].rstrip()
     stripped = _UNIT_TEXT.sub("", text).strip()
     if stripped and re.search(r"\d", stripped):
         text = stripped

@@ -18,6 +18,7 @@ and replaced in the background, and the check reports ``status=timeout``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -117,10 +118,8 @@ class _Worker:
                 continue  # loop re-checks the deadline
             chunk = os.read(self._stdout_fd, 1 << 16)
             if not chunk:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self.process.wait(timeout=1)  # reap it, to report how it ended
-                except subprocess.TimeoutExpired:
-                    pass
                 raise WorkerCrashed(f"worker {self.pid} died ({self._exit_status()})")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")

@@ -152,9 +152,9 @@ def compare_nodes(gold: Node, answer: Node, leaf_equal: LeafEqual) -> bool | Non
     if gold.kind == "ratio" and answer.kind == "ratio":
         return _ordered_equal(gold.items, answer.items, leaf_equal)
     # An ordered pair written without its parentheses: (1, 2) answered "1, 2".
-    if gold.kind == "bracket" and (gold.opening, gold.closing) == ("(", ")"):
-        if answer.kind == "list":
-            return _ordered_equal(gold.items, answer.items, leaf_equal)
+    is_pair = gold.kind == "bracket" and (gold.opening, gold.closing) == ("(", ")")
+    if is_pair and answer.kind == "list":
+        return _ordered_equal(gold.items, answer.items, leaf_equal)
     if gold.kind != "leaf" and answer.kind != "leaf" and gold.kind != answer.kind:
         return False
     return None

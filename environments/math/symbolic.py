@@ -76,6 +76,8 @@ def to_sympy(text: str) -> Any | None:
 def symbolic_equal(gold: Any, answer: Any) -> bool:
     """math-verify's ``verify`` (gold first: it is asymmetric) on parsed objects, with exact
     numbers. Comparison errors count as "not equal", as in math-verify."""
+    if _is_unsolved_equation(answer) and not isinstance(gold, sympy.core.relational.Relational):
+        return False
     try:
         return bool(
             _GRADER["verify"](
@@ -90,6 +92,24 @@ def symbolic_equal(gold: Any, answer: Any) -> bool:
         raise
     except Exception:
         return False
+
+
+def _is_unsolved_equation(expr: Any) -> bool:
+    """``x^2 = 4`` answering "4": math-verify compares the right-hand side, so any equation
+    ending in the right number would pass. Only a value assigned to a name (``x = 4``,
+    ``f(2) = 4``) or a computation (``2 + 2 = 4``) states the value."""
+    if not isinstance(expr, sympy.Eq):
+        return False
+    lhs = expr.lhs
+    if not lhs.free_symbols:
+        return False
+    if isinstance(lhs, sympy.Symbol):
+        return False
+    # f(2) = 4 or f(x) = x^2: a function named by its arguments.
+    return not (
+        isinstance(lhs, sympy.Function)
+        and all(not a.free_symbols or isinstance(a, sympy.Symbol) for a in lhs.args)
+    )
 
 
 def numbers_equal(gold: Any, answer: Any) -> bool | None:

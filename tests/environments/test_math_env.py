@@ -128,6 +128,7 @@ def test_missing_reference_answer_is_an_infra_error_not_a_zero():
     assert reward == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("dataset", "config"),
     [

@@ -39,7 +39,7 @@ KNOWN_FALSE_POSITIVES = [
     (r"\frac{1}{3}", "0.33"),
     (r"\frac{1}{3}", "0.3333"),  # fewer than 6 significant digits is not an exact answer
     (r"\sqrt{2}", "1.414215"),  # neither rounded nor truncated
-    (r"\{1, 2, 3\}", "\{1, 2\}"),
+    (r"\{1, 2, 3\}", r"\{1, 2\}"),
     ("5", "|3-4i| + 1"),
     (r"\pi", "3.14"),
     ("1234", "1234.1"),

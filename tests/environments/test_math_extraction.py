@@ -124,6 +124,26 @@ def test_no_answer():
 
 
 @pytest.mark.parametrize(
+    ("completion", "answer"),
+    [
+        ("7,425,000", "7,425,000"),
+        ("$\\frac{1}{3}$", "\\frac{1}{3}"),
+        ("x = 5", "x = 5"),
+        ("Evelyn", "Evelyn"),
+    ],
+)
+def test_a_completion_that_is_only_an_answer(completion, answer):
+    extraction = extract_answer(completion)
+    assert extraction.answers == (answer,)
+    assert extraction.source == "whole"
+
+
+def test_prose_without_a_marked_answer_states_nothing():
+    assert not extract_answer("She sells 9 eggs, so she makes 18 dollars.").found
+    assert extract_answer("either 3 or 4").answers == ("3", "4")
+
+
+@pytest.mark.parametrize(
     ("gold", "answer"),
     [
         ("Worked out.\n#### 1,260", "1,260"),
