@@ -8,7 +8,9 @@ and replaced in the background, and the check reports ``status=timeout``.
 
 - The limit starts when the check is handed to a worker, not when it was queued.
 - Any number of threads may call ``check`` at once; each worker serves one check at a time.
-- Workers import sympy and math-verify before they count as ready (first check is not slow).
+- Workers are forked from a warm process that has imported sympy and math-verify
+  (``processes.Zygote``): a replacement is ready in milliseconds, and the first check is
+  not charged for imports.
 - A worker that dies mid-check gives ``infra_error`` (masked by agents), never a silent 0.
 - Workers run in their own session (Ctrl-C in a terminal does not reach them), exit when the
   parent's pipe closes, and are killed when the pool closes (at interpreter exit for the
@@ -18,14 +20,10 @@ and replaced in the background, and the check reports ``status=timeout``.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import logging
 import os
 import queue
-import select
-import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -34,6 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from grpo_env.environments.math.processes import (
+    WorkerCrashed,
+    WorkerProcess,
+    WorkerTimeout,
+    Zygote,
+)
 from grpo_env.types import Status, VerifyResult
 
 log = logging.getLogger(__name__)
@@ -41,20 +45,12 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MEMORY_MB = 2048
 STARTUP_TIMEOUT_S = 120.0
-WORKER_MODULE = "grpo_env.environments.math.worker"
 _RESTART_ATTEMPTS = 3
-
-
-class WorkerTimeout(RuntimeError):
-    """The worker did not answer in time (it has been killed)."""
-
-
-class WorkerCrashed(RuntimeError):
-    """The worker died or broke the protocol."""
+SPAWN_TIMEOUT_S = 30.0
 
 
 class PoolUnavailable(RuntimeError):
-    """No worker can serve checks (closed pool, or workers that fail to start)."""
+    """No worker can serve checks (closed pool, or a checker process that fails to start)."""
 
 
 def default_workers() -> int:
@@ -63,93 +59,6 @@ def default_workers() -> int:
     if configured:
         return max(1, int(configured))
     return max(1, min(os.cpu_count() or 1, 8))
-
-
-class _Worker:
-    """One worker process and its JSON-lines pipes."""
-
-    def __init__(self, memory_mb: int):
-        env = dict(os.environ)
-        # The worker must import this very grpo_env (editable installs, source checkouts).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(memory_mb)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._stdin = self.process.stdin
-        self._stdout_fd = self.process.stdout.fileno()
-        self._buffer = b""
-        self.loaded: set[str] = set()
-        self._next_id = 0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_ready(self, timeout: float) -> None:
-        message = self._read_message(time.monotonic() + timeout)
-        if not message.get("ready"):
-            raise WorkerCrashed(f"worker {self.pid} sent {message!r} instead of ready")
-
-    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
-        self._next_id += 1
-        payload = json.dumps({**request, "id": self._next_id}) + "\n"
-        try:
-            self._stdin.write(payload.encode("utf-8"))
-            self._stdin.flush()
-        except (BrokenPipeError, OSError) as err:
-            raise WorkerCrashed(f"worker {self.pid} is gone ({self._exit_status()})") from err
-        response = self._read_message(deadline)
-        if response.get("id") != self._next_id:
-            raise WorkerCrashed(f"worker {self.pid} answered out of turn: {response!r}"[:300])
-        return response
-
-    def _read_message(self, deadline: float) -> dict[str, Any]:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerTimeout(f"worker {self.pid} did not answer in time")
-            readable, _, _ = select.select([self._stdout_fd], [], [], remaining)
-            if not readable:
-                continue  # loop re-checks the deadline
-            chunk = os.read(self._stdout_fd, 1 << 16)
-            if not chunk:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(timeout=1)  # reap it, to report how it ended
-                raise WorkerCrashed(f"worker {self.pid} died ({self._exit_status()})")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        try:
-            message = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise WorkerCrashed(f"worker {self.pid} wrote non-JSON: {line[:200]!r}") from err
-        if "protocol_error" in message:
-            raise WorkerCrashed(f"worker {self.pid}: {message['protocol_error']}")
-        return message
-
-    def _exit_status(self) -> str:
-        code = self.process.poll()
-        if code is None:
-            return "still running"
-        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            log.error("checker worker %s did not exit after SIGKILL", self.pid)
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
 
 
 @dataclass
@@ -173,7 +82,7 @@ class CheckerPool:
         workers: number of processes (default ``default_workers()``).
         memory_mb: address-space limit of each worker (0 = none); a check that exceeds it
             reports ``timeout`` like one that runs too long.
-        startup_timeout: how long a new worker may take to import and warm up.
+        startup_timeout: how long the checker process may take to import and warm up.
     """
 
     def __init__(
@@ -189,9 +98,11 @@ class CheckerPool:
         self.memory_mb = memory_mb
         self.startup_timeout = startup_timeout
         self.stats = PoolStats()
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._workers: set[_Worker] = set()
+        self._idle: queue.Queue[WorkerProcess] = queue.Queue()
+        self._workers: set[WorkerProcess] = set()
+        self._zygote: Zygote | None = None
         self._lock = threading.Lock()
+        self._zygote_lock = threading.Lock()
         self._started = False
         self._closed = False
         self._broken: str | None = None
@@ -207,29 +118,30 @@ class CheckerPool:
                 return
             if self._closed:
                 raise PoolUnavailable("the checker pool is closed")
-            new = [self._spawn() for _ in range(self.size)]
-            ready = []
             try:
-                for worker in new:
-                    worker.wait_ready(self.startup_timeout)
-                    ready.append(worker)
+                workers = [self._fork_worker() for _ in range(self.size)]
             except (WorkerTimeout, WorkerCrashed) as err:
-                for worker in new:
-                    self._forget(worker)
+                self._close_everything()
                 raise PoolUnavailable(f"checker workers failed to start: {err}") from err
-            for worker in ready:
+            for worker in workers:
                 self._idle.put(worker)
             self._started = True
 
     def close(self) -> None:
-        """Kill every worker. Checks in flight report ``infra_error``."""
+        """Kill every worker and the zygote. Checks in flight report ``infra_error``."""
         if os.getpid() != self._owner_pid:
             return  # a forked child must not kill its parent's workers
         with self._lock:
             self._closed = True
-            workers = list(self._workers)
-        for worker in workers:
+            self._close_everything()
+
+    def _close_everything(self) -> None:
+        for worker in list(self._workers):
             self._forget(worker)
+        with self._zygote_lock:
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
 
     @property
     def closed(self) -> bool:
@@ -353,7 +265,7 @@ class CheckerPool:
 
     # ----- workers --------------------------------------------------------------------------
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self) -> WorkerProcess:
         if os.getpid() != self._owner_pid:
             raise PoolUnavailable("this pool belongs to another process (forked)")
         if not self._started:
@@ -367,23 +279,32 @@ class CheckerPool:
                 if self._broken is not None and self._idle.empty():
                     raise PoolUnavailable(self._broken) from None
                 continue
-            if worker.process.poll() is None:
+            if not worker.looks_dead():
                 return worker
-            self._replace(worker)  # died while idle (killed from outside): start another
+            self._replace(worker)  # died while idle (killed from outside): fork another
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self.memory_mb)
+    def _fork_worker(self) -> WorkerProcess:
+        """A new worker from the zygote (restarting the zygote if it died)."""
+        with self._zygote_lock:
+            if self._closed and self._started:
+                raise WorkerCrashed("the pool is closed")
+            if self._zygote is None or not self._zygote.alive:
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = Zygote(self.startup_timeout)
+            zygote = self._zygote
+        worker = zygote.spawn(self.memory_mb, SPAWN_TIMEOUT_S)
         self._workers.add(worker)
         self.stats.workers_started += 1
         self.stats.worker_pids.append(worker.pid)
         return worker
 
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: WorkerProcess) -> None:
         worker.kill()
         self._workers.discard(worker)
 
-    def _replace(self, worker: _Worker) -> None:
-        """Kill ``worker`` and start a replacement in the background (callers do not wait)."""
+    def _replace(self, worker: WorkerProcess) -> None:
+        """Kill ``worker`` and fork a replacement in the background (callers do not wait)."""
         with self._lock:
             self._forget(worker)
             if self._closed:
@@ -393,16 +314,12 @@ class CheckerPool:
     def _start_replacement(self) -> None:
         error: Exception | None = None
         for attempt in range(_RESTART_ATTEMPTS):
-            with self._lock:
-                if self._closed:
-                    return
-                worker = self._spawn()
+            if self._closed:
+                return
             try:
-                worker.wait_ready(self.startup_timeout)
+                worker = self._fork_worker()
             except (WorkerTimeout, WorkerCrashed) as err:
                 error = err
-                with self._lock:
-                    self._forget(worker)
                 time.sleep(0.5 * 2**attempt)
                 continue
             with self._lock:

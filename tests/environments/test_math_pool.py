@@ -106,13 +106,16 @@ def test_a_crashed_worker_is_an_infra_error_and_is_replaced(pool):
     assert pool.check("3", r"\boxed{3}").score == 1.0
 
 
-def test_workers_that_cannot_start_give_infra_error_not_a_hang():
-    # 64 MB of address space is not enough to import sympy: the worker dies while starting.
-    starved = CheckerPool(workers=1, memory_mb=64, startup_timeout=60)
+def test_a_checker_that_cannot_start_gives_infra_error_not_a_hang(monkeypatch):
+    from grpo_env.environments.math import processes
+
+    # A broken installation: the checker process exits before it is ready.
+    monkeypatch.setattr(processes, "WORKER_MODULE", "grpo_env.environments.math.no_such_module")
+    broken = CheckerPool(workers=1, startup_timeout=60)
     try:
-        result = starved.check("1", r"\boxed{1}")
+        result = broken.check("1", r"\boxed{1}")
     finally:
-        starved.close()
+        broken.close()
     assert result.status is Status.INFRA_ERROR
     assert "failed to start" in result.details["reason"]
 
