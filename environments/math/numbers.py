@@ -206,8 +206,8 @@ def plain_numbers_equal(gold: PlainNumber, answer: PlainNumber) -> tuple[bool, s
 
 
 def decimal_from_float_text(text: str) -> Decimal:
-    """A Decimal from a float's shortest repr: recovers what was written (``0.1`` not
-    ``0.1000000000000000055…``)."""
+    """A Decimal from a number's shortest printed form (``0.1``, not the binary expansion
+    ``0.1000000000000000055…``), so the digits that were written are the ones compared."""
     with localcontext() as ctx:
         ctx.prec = 60
         return Decimal(text)

@@ -148,8 +148,15 @@ class CheckerPool:
         return self._closed
 
     def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
         with self._lock:
             return sorted(w.pid for w in self._workers)
+
+    def process_ids(self) -> list[int]:
+        """Every process of the pool: the workers and the zygote that forks them."""
+        zygote = self._zygote
+        alive = [zygote.process.pid] if zygote is not None and zygote.alive else []
+        return sorted(alive + self.worker_pids())
 
     def __enter__(self) -> CheckerPool:
         self.start()

@@ -155,14 +155,14 @@ def test_workers_are_gone_after_the_interpreter_exits(tmp_path):
         import json
         from grpo_env.environments.math import check_answer, shared_pool
         assert check_answer("1/2", r"\\boxed{0.5}").score == 1.0
-        print(json.dumps(shared_pool().worker_pids()))
+        print(json.dumps(shared_pool().process_ids()))
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     pids = json.loads(done.stdout.strip().splitlines()[-1])
-    assert pids
+    assert len(pids) >= 2  # the zygote and at least one worker
     assert not any(_alive(pid) for pid in pids)
 
 
