@@ -38,9 +38,10 @@ _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
 _COPULA = re.compile(r"\s(?:is|are|equals|was|be)\s", re.IGNORECASE)
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 # Text between two boxes that still reads as one list ("\boxed{3}, \boxed{5}", "… and …").
-_LIST_GLUE = re.compile(r"^[\s,;$]*(?:(?:and|&|\\text\{\s*and\s*\}|\\quad)[\s,;$]*)?$")
+_LIST_GLUE = re.compile(r"^[\s,;$]*(?:(?:and|or|&|\\text\{\s*(?:and|or)\s*\}|\\quad)[\s,;$]*)?$")
 # Alternatives inside one answer: "3 or 4", "3 \text{ or } 4", "either 3 or 4".
 _ALTERNATIVES = re.compile(r"\s+or\s+|\\text\{\s*or\s*\}|\\(?:lor|vee)\b", re.IGNORECASE)
+_INEQUALITY = re.compile(r"[<>≤≥]|\\(?:le|ge|leq|geq|lt|gt)(?![A-Za-z])")
 _EITHER = re.compile(r"^\s*(?:\\text\{\s*)?either\b\s*\}?\s*", re.IGNORECASE)
 
 
@@ -233,10 +234,13 @@ def clean_statement(answer: str) -> str:
 
 
 def _with_alternatives(answer: str, source: str) -> Extraction:
-    """One stated answer, split when it hedges between alternatives ("3 or 4")."""
+    """One stated answer, split when it hedges between alternatives ("3 or 4"). Inequalities
+    joined by "or" (``x < -1 or x > 1``) describe one set, not alternatives."""
     body = _EITHER.sub("", answer)
     parts = [clean_statement(p) for p in _split_top_level(body, _ALTERNATIVES)]
     parts = [p for p in parts if p]
+    if len(parts) > 1 and all(_INEQUALITY.search(p) for p in parts):
+        return Extraction((answer,), source)
     if len(parts) > 1:
         return Extraction(tuple(_distinct(parts)), source, ", ".join(parts))
     return Extraction((answer,), source)

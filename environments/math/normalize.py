@@ -52,6 +52,9 @@ _UNICODE = {
     "¾": "\\frac{3}{4}",
     "∅": "\\emptyset ",
 }
+_ALL_REALS = re.compile(r"^(?:all\s+)?real\s+numbers$|^all\s+reals$", re.IGNORECASE)
+# A one-column (or one-row) matrix is a vector: the same answer as the tuple (2, -1, 3).
+_VECTOR = re.compile(r"\\begin\{[pbv]?matrix\}(.*?)\\end\{[pbv]?matrix\}", re.DOTALL)
 _REALS = re.compile(r"\\mathbb\s*\{?\s*R\s*\}?|ℝ")
 _REALS_WITHOUT_POINT = re.compile(
     r"^\(-\\infty, \\infty\)\s*(?:\\setminus|\\backslash|-)\s*\\\{\s*([^{},]+?)\s*\\\}$"
@@ -99,10 +102,23 @@ def clean_answer(answer: str) -> str:
         text = whole_text.group(1)
     text = _plain_text_math(text)
     text = _EMPTY_SET.sub(r"\\emptyset", text)
+    text = _ALL_REALS.sub(r"\\mathbb{R}", text)
+    text = _VECTOR.sub(_vector_as_tuple, text)
     text = _REALS.sub(r"(-\\infty, \\infty)", text)
     text = _REALS_WITHOUT_POINT.sub(r"(-\\infty, \1) \\cup (\1, \\infty)", text)
     text = re.sub(r"\s+", " ", text).strip()
     return clean_statement(text)
+
+
+def _vector_as_tuple(match: re.Match[str]) -> str:
+    rows = [r.strip() for r in match.group(1).strip().strip("\\").split("\\\\")]
+    rows = [r for r in rows if r]
+    cells = [[c.strip() for c in row.split("&")] for row in rows]
+    if len(cells) > 1 and all(len(row) == 1 for row in cells):
+        return "(" + ", ".join(row[0] for row in cells) + ")"
+    if len(cells) == 1 and len(cells[0]) > 1:
+        return "(" + ", ".join(cells[0]) + ")"
+    return match.group(0)
 
 
 def _apply_until_stable(pattern: re.Pattern[str], replacement: str, text: str) -> str:

@@ -190,6 +190,12 @@ def decimal_stands_for(
 
 def plain_numbers_equal(gold: PlainNumber, answer: PlainNumber) -> tuple[bool, str]:
     """Exact comparison of two plain numbers, then the decimal rules. Returns (equal, method)."""
+    if gold.percent and answer.percent:
+        # Both say "%": 12.5% is not 0.125%.
+        gold, answer = (
+            PlainNumber(gold.value, gold.decimal),
+            PlainNumber(answer.value, answer.decimal),
+        )
     for g in gold.variants():
         for a in answer.variants():
             if g == a:

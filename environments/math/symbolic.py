@@ -44,12 +44,30 @@ _NORMALIZATION = NormalizationConfig(
 _PERCENT = sympy.UnevaluatedExpr(sympy.Rational(1, 100))
 _RELATIVE_TOLERANCE = sympy.Float("1e-40", 60)
 _DIGITS = 50
+_OR = re.compile(r"\s+or\s+|\\text\{\s*or\s*\}|\\(?:lor|vee)(?![A-Za-z])")
 # "3+4i", "2i": an i written next to a number is the imaginary unit.
 _IMAGINARY_UNIT = re.compile(r"(?<=\d)\s*i(?![A-Za-z])|(?<![A-Za-z\\])i(?![A-Za-z])")
 
 
 def to_sympy(text: str) -> Any | None:
-    """``text`` (LaTeX or plain math) as a sympy object, or None when it does not parse."""
+    """``text`` (LaTeX or plain math) as a sympy object, or None when it does not parse.
+
+    Inequalities joined by "or" (``x \\le -3 \\text{ or } x \\ge 3``) become the union of
+    their solution sets."""
+    parts = _OR.split(text)
+    if len(parts) > 1:
+        relations = [_to_sympy(p) for p in parts]
+        if all(isinstance(r, sympy.core.relational.Relational) for r in relations):
+            try:
+                return sympy.Union(*(r.as_set() for r in relations))
+            except (MemoryError, RecursionError):
+                raise
+            except Exception:
+                return None
+    return _to_sympy(text)
+
+
+def _to_sympy(text: str) -> Any | None:
     normalized = normalize_latex(text, config=_NORMALIZATION)
     complex_valued = _mv_grader.should_treat_as_complex(normalized) or bool(
         _IMAGINARY_UNIT.search(normalized)
@@ -116,8 +134,11 @@ def numbers_equal(gold: Any, answer: Any) -> bool | None:
     """Exact equality of two numeric sympy expressions; None when either is not a number."""
     if not (_is_number(gold) and _is_number(answer)):
         return None
-    for g in _percent_variants(gold):
-        for a in _percent_variants(answer):
+    gold_variants, answer_variants = _percent_variants(gold), _percent_variants(answer)
+    if len(gold_variants) == len(answer_variants) == 2:
+        gold_variants, answer_variants = gold_variants[1:], answer_variants[1:]  # both "%"
+    for g in gold_variants:
+        for a in answer_variants:
             if _single_numbers_equal(g, a):
                 return True
     return False

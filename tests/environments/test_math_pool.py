@@ -98,6 +98,8 @@ def test_a_crashed_worker_is_an_infra_error_and_is_replaced(pool):
     # Kill every worker: the one running the tower is among them.
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
+    while any(_alive(pid) for pid in victims):
+        time.sleep(0.01)  # the idle one must be dead before we ask for a worker again
     check.join(timeout=60)
     result = outcome["result"]
     assert result.status is Status.INFRA_ERROR
