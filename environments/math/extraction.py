@@ -20,6 +20,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from grpo_env.environments.math.brackets import split_top_level
+
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
@@ -237,7 +239,7 @@ def _with_alternatives(answer: str, source: str) -> Extraction:
     """One stated answer, split when it hedges between alternatives ("3 or 4"). Inequalities
     joined by "or" (``x < -1 or x > 1``) describe one set, not alternatives."""
     body = _EITHER.sub("", answer)
-    parts = [clean_statement(p) for p in _split_top_level(body, _ALTERNATIVES)]
+    parts = [clean_statement(p) for p in split_top_level(body, _ALTERNATIVES)]
     parts = [p for p in parts if p]
     if len(parts) > 1 and all(_INEQUALITY.search(p) for p in parts):
         return Extraction((answer,), source)
@@ -248,31 +250,8 @@ def _with_alternatives(answer: str, source: str) -> Extraction:
 
 def split_alternatives(answer: str) -> list[str]:
     """``answer`` split at top-level "or"s (one element when it does not hedge)."""
-    parts = [clean_statement(p) for p in _split_top_level(_EITHER.sub("", answer), _ALTERNATIVES)]
+    parts = [clean_statement(p) for p in split_top_level(_EITHER.sub("", answer), _ALTERNATIVES)]
     return [p for p in parts if p] or [answer]
-
-
-def _split_top_level(text: str, separator: re.Pattern[str]) -> list[str]:
-    """Split at ``separator`` matches that are not inside brackets or braces."""
-    parts: list[str] = []
-    start = 0
-    for match in separator.finditer(text):
-        if _depth(text[: match.start()]) == 0:
-            parts.append(text[start : match.start()])
-            start = match.end()
-    parts.append(text[start:])
-    return parts
-
-
-def _depth(prefix: str) -> int:
-    # Escaped braces count too: \{1 \text{ or } 2\} is one set, not two answers.
-    depth = 0
-    for char in prefix:
-        if char in "{([":
-            depth += 1
-        elif char in "})]":
-            depth = max(0, depth - 1)
-    return depth
 
 
 def _distinct(items: list[str]) -> list[str]:

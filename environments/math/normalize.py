@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from grpo_env.environments.math.brackets import outside_brackets, split_top_level, step
 from grpo_env.environments.math.extraction import clean_statement, find_boxed
 
 _SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits)\b")
@@ -76,6 +77,8 @@ _TRAILING_WORDS = re.compile(
     r"(?:\s*\^\s*\{?[23]\}?)?\s*"
 )
 _REMARK = re.compile(r"\s+\([A-Za-z][A-Za-z\s]+\)$")
+_COMMA = re.compile(r"[,;]")
+_TUPLE_ASSIGNMENT = re.compile(r"^\s*\(([A-Za-z_ ,]+)\)\s*=\s*\((.+)\)\s*$")
 _WORDY = re.compile(r"[A-Za-z][A-Za-z\s'\-]*[A-Za-z]")
 
 
@@ -111,8 +114,8 @@ def clean_answer(answer: str) -> str:
 
 
 def _vector_as_tuple(match: re.Match[str]) -> str:
-    rows = [r.strip() for r in match.group(1).strip().strip("\\").split("\\\\")]
-    rows = [r for r in rows if r]
+    rows = [r.strip() for r in match.group(1).split("\\\\")]
+    rows = [r for r in rows if r]  # a trailing row break leaves an empty row
     cells = [[c.strip() for c in row.split("&")] for row in rows]
     if len(cells) > 1 and all(len(row) == 1 for row in cells):
         return "(" + ", ".join(row[0] for row in cells) + ")"
@@ -183,7 +186,7 @@ def collapse_thousands(text: str) -> str:
     depth = 0
     last = 0
     for match in _THOUSANDS.finditer(text):
-        depth = _bracket_depth(text[: match.start()])
+        depth = _depth_at(text[: match.start()])
         if depth == 0:
             out.append(text[last : match.start()])
             out.append(match.group(0).replace(",", ""))
@@ -192,13 +195,10 @@ def collapse_thousands(text: str) -> str:
     return "".join(out)
 
 
-def _bracket_depth(prefix: str) -> int:
+def _depth_at(prefix: str) -> int:
     depth = 0
     for char in prefix:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(0, depth - 1)
+        depth = step(depth, char)
     return depth
 
 
@@ -212,28 +212,11 @@ def split_assignment(text: str) -> tuple[str | None, str]:
     if not match:
         return None, text
     rhs = match["rhs"]
-    if "=" in rhs and re.search(r"[,;]", _outside_brackets(rhs)):
+    if "=" in rhs and re.search(r"[,;]", outside_brackets(rhs)):
         return None, text  # "x = 2, y = 3" is a list of assignments, not one
     if "=" in rhs and not re.search(r"[<>!\\]=|=[<>]", rhs):
         rhs = rhs.rsplit("=", 1)[1]  # a chain of steps: the last value is the answer
     return re.sub(r"\s+", "", match["lhs"]), rhs.strip()
-
-
-def _outside_brackets(text: str) -> str:
-    """``text`` with everything inside brackets or braces removed."""
-    out = []
-    depth = 0
-    for char in text:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            out.append(char)
-    return "".join(out)
-
-
-_TUPLE_ASSIGNMENT = re.compile(r"^\s*\(([A-Za-z_ ,]+)\)\s*=\s*\((.+)\)\s*$")
 
 
 def expand_tuple_assignment(text: str) -> str:
@@ -242,7 +225,7 @@ def expand_tuple_assignment(text: str) -> str:
     if not match:
         return text
     names = [n.strip() for n in match.group(1).split(",")]
-    values = _split_outside_brackets(match.group(2))
+    values = split_top_level(match.group(2), _COMMA)
     if len(names) != len(values) or not all(names):
         return text
     return ", ".join(f"{n} = {v.strip()}" for n, v in zip(names, values, strict=True))
@@ -250,22 +233,8 @@ def expand_tuple_assignment(text: str) -> str:
 
 def is_assignment_list(text: str) -> bool:
     """``a = 3, b = -2``: several assignments separated by commas."""
-    parts = _split_outside_brackets(text)
+    parts = split_top_level(text, _COMMA)
     return len(parts) > 1 and all(split_assignment(p.strip())[0] for p in parts)
-
-
-def _split_outside_brackets(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(0, depth - 1)
-        elif char in ",;" and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
 
 
 def strip_units(text: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from grpo_env.environments.math.brackets import closes_at_end, split_top_level
 from grpo_env.environments.math.numbers import parse_plain_number
 
 Kind = Literal["leaf", "set", "list", "bracket", "union", "ratio", "plusminus"]
@@ -45,14 +46,14 @@ def parse_structure(text: str) -> Node:
     if len(parts) > 1 and all(parts):
         return Node("union", text, tuple(parse_structure(p) for p in parts))
 
-    if text.startswith("\\{") and _closes_at_end(text):
+    if text.startswith("\\{") and closes_at_end(text):
         return Node("set", text, _items(text[2:-2], _COMMA))
-    if text.startswith("{") and _closes_at_end(text):
+    if text.startswith("{") and closes_at_end(text):
         inner_items = split_top_level(text[1:-1], _COMMA)
         if len(inner_items) > 1:
             return Node("set", text, _items(text[1:-1], _COMMA))
         return parse_structure(text[1:-1])
-    if text[:1] in "([" and text[-1:] in ")]" and _closes_at_end(text):
+    if text[:1] in "([" and text[-1:] in ")]" and closes_at_end(text):
         inner = text[1:-1]
         items = split_top_level(inner, _COMMA)
         if len(items) == 1:
@@ -87,43 +88,6 @@ def _flatten(nodes: Iterable[Node]) -> tuple[Node, ...]:
     for node in nodes:
         flat.extend(node.items if node.kind == "plusminus" else (node,))
     return tuple(flat)
-
-
-def split_top_level(text: str, separator: re.Pattern[str]) -> list[str]:
-    """Split at ``separator`` matches outside every bracket and brace (``\\{`` counts)."""
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    position = 0
-    for match in separator.finditer(text):
-        for char in text[position : match.start()]:
-            depth = _step(depth, char)
-        position = match.start()
-        if depth == 0:
-            parts.append(text[start : match.start()].strip())
-            start = match.end()
-    parts.append(text[start:].strip())
-    return parts
-
-
-def _step(depth: int, char: str) -> int:
-    if char in "([{":
-        return depth + 1
-    if char in ")]}":
-        return max(0, depth - 1)
-    return depth
-
-
-def _closes_at_end(text: str) -> bool:
-    """Whether the bracket opening ``text`` is closed by its last character."""
-    depth = 0
-    opened = False
-    for i, char in enumerate(text):
-        depth = _step(depth, char)
-        opened = opened or depth > 0
-        if opened and depth == 0:
-            return i == len(text) - 1
-    return False
 
 
 LeafEqual = Callable[[str, str], bool]
