@@ -92,7 +92,9 @@ class Incident(BaseException):
 
 
 def _move_high(fd: int) -> int:
-    return fcntl.fcntl(fd, fcntl.F_DUPFD, 64)
+    """A copy of ``fd`` numbered above every target (0-4), so dup2 into place cannot clobber
+    a source; low enough for any open-files limit."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD, 5)
 
 
 def spawn(argv, env, cwd, rlimits, fds_in_child):
@@ -752,7 +754,7 @@ def run_tests(request, ctx, emit):
             finish(load_error.detail, kind)
             return _final(final, output, link)
         final["loaded"] = True
-        namespace = {"__name__": "__tests__", "__builtins__": builtins}
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
         bind_names(namespace, link, names, suite)
         try:
             link.begin_case(run_deadline)
