@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -31,7 +32,8 @@ DEFAULT_IMAGE = "grpo-env-sandbox:1"
 IMAGE_ENV = "GRPO_ENV_SANDBOX_IMAGE"
 SANDBOX_USER = "65534:65534"  # nobody:nogroup, present in Debian and python:slim images
 LABEL = "org.grpo-env.sandbox"
-OWNER_LABEL = "org.grpo-env.sandbox.owner"
+OWNER_LABEL = "org.grpo-env.sandbox.owner"  # host:pid, to find orphans of dead processes
+INSTANCE_LABEL = "org.grpo-env.sandbox.instance"  # one DockerSandbox object
 _STDOUT, _STDERR = 1, 2
 
 
@@ -208,6 +210,7 @@ class DockerSandbox(PooledSandbox):
         self.startup_timeout_s = startup_timeout_s
         self._client = client
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.instance = uuid.uuid4().hex[:12]
 
     def client(self) -> Any:
         if self._client is None:
@@ -233,7 +236,7 @@ class DockerSandbox(PooledSandbox):
 
     def _start_worker(self, key: Hashable) -> Worker:
         limits = _limits_for(key)
-        labels = {LABEL: "1", OWNER_LABEL: self._owner}
+        labels = {LABEL: "1", OWNER_LABEL: self._owner, INSTANCE_LABEL: self.instance}
         worker = DockerWorker(self.client(), self.image, limits, labels)
         try:
             worker.wait_ready(self.startup_timeout_s)
