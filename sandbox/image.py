@@ -91,12 +91,12 @@ def build_from_dockerfile(
     return _report(client, tag, "dockerfile", started)
 
 
-def apt_mirror() -> str:
+def apt_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
     """The Debian mirror apt on this machine uses (deb822 .sources or one-line lists)."""
-    listed = Path("/etc/apt/sources.list.d")
+    listed = etc_apt / "sources.list.d"
     candidates = [
         *sorted(listed.glob("*.sources")),
-        Path("/etc/apt/sources.list"),
+        etc_apt / "sources.list",
         *sorted(listed.glob("*.list")),
     ]
     for path in candidates:
