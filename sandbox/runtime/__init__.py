@@ -27,8 +27,3 @@ SOURCES: dict[str, str] = _read_sources()
 def server_program() -> str:
     """The ``python -c`` program a sandbox container (or local worker) runs."""
     return program(SOURCES, ["wire", "bundle", "harness", "server"], "server")
-
-
-def executor_program(sources: dict[str, str] | None = None) -> str:
-    """The program of one executor (untrusted) process."""
-    return program(sources or SOURCES, ["wire", "executor"], "executor")

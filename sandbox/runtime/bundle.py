@@ -3,7 +3,12 @@
 The runtime is injected at container start instead of being baked into the image, so the code
 that judges a run always matches the installed package, whatever image is in use. The program
 registers the modules as the package ``_grpo_sandbox`` (their relative imports keep working)
-and calls ``main()`` of one of them. Used on the host and, for the executor, inside the sandbox.
+and calls ``main()`` of one of them.
+
+Executors start many times per second, so they get their modules precompiled instead: the
+trusted side compiles them once (same interpreter, so the marshal format matches) and writes
+them to the executor's request pipe ahead of the first request (``compiled_modules``,
+``CODE_BOOT``). Compiling the sources at every start cost ~6 ms of a ~20 ms start.
 """
 
 from __future__ import annotations
@@ -27,6 +32,44 @@ def _boot(sources, order, main):
     sys.modules[{package!r} + "." + main].main()
 _boot({sources!r}, {order!r}, {main!r})
 """
+
+
+# Reads a length-prefixed marshal of {name: code} from fd 3, then runs like _BOOT.
+CODE_BOOT = """import sys, os, marshal
+def _boot(order, main):
+    size = int.from_bytes(os.read(3, 8), "big")
+    blob = b""
+    while len(blob) < size:
+        chunk = os.read(3, size - len(blob))
+        if not chunk:
+            os._exit(1)
+        blob += chunk
+    codes = marshal.loads(blob)
+    pkg = type(sys)({package!r})
+    pkg.__path__ = []
+    sys.modules[{package!r}] = pkg
+    for name in order:
+        module = type(sys)({package!r} + "." + name)
+        module.__package__ = {package!r}
+        sys.modules[module.__name__] = module
+        setattr(pkg, name, module)
+        exec(codes[name], module.__dict__)
+    sys.modules[{package!r} + "." + main].main()
+_boot({order!r}, {main!r})
+"""
+
+
+def compiled_modules(sources: dict[str, str], order: list[str]) -> bytes:
+    """The length-prefixed marshal blob ``CODE_BOOT`` reads (trusted side only)."""
+    import marshal
+
+    codes = {name: compile(sources[name], f"<sandbox>/{name}.py", "exec") for name in order}
+    blob = marshal.dumps(codes)
+    return len(blob).to_bytes(8, "big") + blob
+
+
+def code_program(order: list[str], main: str) -> str:
+    return CODE_BOOT.format(package=PACKAGE, order=order, main=main)
 
 
 def program(sources: dict[str, str], order: list[str], main: str) -> str:

@@ -16,8 +16,6 @@ Protocol (one JSON object per line; requests on fd 3, replies on fd 4):
      data whose answer the candidate could have given as plain data anyway.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

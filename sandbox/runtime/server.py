@@ -91,6 +91,7 @@ class Server:
             }
         )
         reader = wire.LineReader(0, max_bytes=64 * 1024 * 1024)
+        harness.warm_up()
         if not self.problems:
             self.next_harness = self.fork_harness()
         while True:

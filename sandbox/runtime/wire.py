@@ -10,8 +10,6 @@ value is an object with a ``"$"`` tag. Objects that are not plain data travel as
 (``{"$": "ref"}``) that stay on the executor's side.
 """
 
-from __future__ import annotations
-
 import _json  # the C codec alone: importing json costs `re`, ~10 ms per executor start
 import binascii
 import math
