@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import select
 import shutil
 import signal
@@ -59,6 +60,7 @@ class Server:
         self.problems = []
         self.oom_path = next((p for p in _OOM_FILES if os.path.exists(p)), None)
         self.next_harness = None
+        self.attributes = None
         if self.libc is None or self.libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
             self.problems.append("could not make the server non-dumpable")
         if sys.flags.optimize:
@@ -92,6 +94,7 @@ class Server:
         )
         reader = wire.LineReader(0, max_bytes=64 * 1024 * 1024)
         harness.warm_up()
+        self.attributes = process_attributes()
         if not self.problems:
             self.next_harness = self.fork_harness()
         while True:
@@ -244,12 +247,37 @@ class Server:
     def cleanup(self, work_dir):
         if self.mode != "container":
             shutil.rmtree(work_dir, ignore_errors=True)
-            return [f"{work_dir} still exists"] if os.path.exists(work_dir) else []
+            problems = [f"{work_dir} still exists"] if os.path.exists(work_dir) else []
+            return problems + self.restore_attributes()
         self.kill_everything()
         for folder in _CONTAINER_WIPE:
             wipe(folder)
         self.remove_ipc()
-        return self.leftovers()
+        return self.leftovers() + self.restore_attributes()
+
+    def restore_attributes(self):
+        """Our rlimits, nice value, scheduling policy and CPU affinity, as at startup.
+
+        The candidate runs as our user, so it may lower these on us (prlimit, setpriority,
+        sched_setscheduler, sched_setaffinity on PID 1), and every later harness and
+        executor would inherit them: spurious timeouts or failures for other solutions.
+        What can be put back is; what cannot (a lowered hard limit, a raised nice value)
+        makes the box unclean, and the host discards it."""
+        expected = self.attributes
+        current = process_attributes()
+        for name, (soft, hard) in expected["rlimits"].items():
+            if current["rlimits"].get(name) != (soft, hard) and current["rlimits"][name][1] == hard:
+                with contextlib.suppress(ValueError, OSError):
+                    resource.setrlimit(getattr(resource, name), (soft, hard))
+        if current["affinity"] != expected["affinity"]:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, expected["affinity"])
+        current = process_attributes()
+        return [
+            f"the run changed the server's {key}: {expected[key]} -> {current[key]}"
+            for key in expected
+            if current[key] != expected[key]
+        ]
 
     def kill_everything(self):
         """SIGKILL every process but us and reap them all: in a PID namespace every orphan
@@ -300,6 +328,21 @@ class Server:
             if sysv_ids(kind):
                 problems.append(f"SysV {kind} objects remain")
         return problems
+
+
+def process_attributes():
+    """What a same-user process can change about us from outside (see restore_attributes)."""
+    limits = {
+        name: resource.getrlimit(getattr(resource, name))
+        for name in dir(resource)
+        if name.startswith("RLIMIT_")
+    }
+    return {
+        "rlimits": limits,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "policy": os.sched_getscheduler(0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+    }
 
 
 def other_pids():

@@ -334,6 +334,45 @@ def test_no_state_crosses_runs(box):
     assert second.status.value == "passed", second
 
 
+def test_tampering_with_the_server_does_not_reach_later_runs(box):
+    # Same user as the server: prlimit/setpriority/sched_* on PID 1 are allowed, and every
+    # later harness and executor would inherit them unless the server proves them intact.
+    tamper = """
+    import os, resource
+    def add(a, b):
+        for pid in (1, os.getppid()):
+            for action in (
+                lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE, (16, 16)),
+                lambda: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1)),
+                lambda: resource.prlimit(pid, resource.RLIMIT_AS, (1 << 24, 1 << 24)),
+                lambda: os.setpriority(os.PRIO_PROCESS, pid, 19),
+                lambda: os.sched_setaffinity(pid, {min(os.sched_getaffinity(0))}),
+                lambda: os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0)),
+            ):
+                try:
+                    action()
+                except OSError:
+                    pass
+        return a + b
+    """
+    run(box, tamper)
+    look = """
+    import os, resource
+    def attributes():
+        return [
+            resource.getrlimit(resource.RLIMIT_NOFILE),
+            resource.getrlimit(resource.RLIMIT_AS)[1] == resource.RLIM_INFINITY,
+            resource.getrlimit(resource.RLIMIT_CPU)[1] > 2,
+            os.getpriority(os.PRIO_PROCESS, 0),
+            os.sched_getscheduler(0) == os.SCHED_OTHER,
+            len(os.sched_getaffinity(0)) == os.cpu_count(),
+        ]
+    """
+    result = run(box, look, ["assert attributes() == [(256, 256), True, True, 0, True, True]"])
+    assert result.status.value == "passed", result
+    assert_next_run_healthy(box)
+
+
 def test_containers_are_removed_on_close():
     sandbox = docker_sandbox_or_skip(concurrency=2)
     client = connect()
