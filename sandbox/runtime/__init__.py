@@ -2,6 +2,7 @@
 
 - ``wire``: plain-data codec and line framing across the trust boundary.
 - ``executor``: the untrusted side; loads the candidate's code, answers calls.
+- ``zygote``: a clean interpreter that forks executors (a run need not start Python).
 - ``harness``: the trusted side; runs the tests, judges results, never runs candidate code.
 - ``server``: the long-lived process of a warm container (PID 1): one run at a time, then
   it kills every leftover process, wipes the writable places and proves the box is clean.
@@ -13,7 +14,7 @@ from importlib import resources
 
 from .bundle import program
 
-MODULES = ("wire", "bundle", "executor", "harness", "server")
+MODULES = ("wire", "bundle", "executor", "zygote", "harness", "server")
 
 
 def _read_sources() -> dict[str, str]:

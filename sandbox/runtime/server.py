@@ -29,13 +29,15 @@ import sys
 import tempfile
 import time
 
-from . import harness, wire
+from . import bundle, harness, wire
 
 PROTOCOL = 1
 WATCHDOG_GRACE_S = 2.0
 _CONTAINER_WIPE = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
 _OOM_FILES = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 _PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_ZYGOTE_MODULES = ("wire", "executor", "zygote")
 _IPC_RMID = 0
 
 
@@ -61,12 +63,17 @@ class Server:
         self.oom_path = next((p for p in _OOM_FILES if os.path.exists(p)), None)
         self.next_harness = None
         self.attributes = None
+        self.zygote = None
+        self.zygote_attributes = None
         if self.libc is None or self.libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
             self.problems.append("could not make the server non-dumpable")
         if sys.flags.optimize:
             self.problems.append("python runs with -O: it would strip assert statements")
         if sys.version_info < (3, 11):  # noqa: UP036 - the image's python, not ours
             self.problems.append(f"python {sys.version.split()[0]} is too old (need >= 3.11)")
+        if mode == "local" and self.libc is not None:
+            # Orphans of a run (daemons included) become our children, so we can find them.
+            self.libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if mode == "container":
             if os.getpid() != 1:
                 self.problems.append(f"server is PID {os.getpid()}, not 1 (is --init on?)")
@@ -95,6 +102,7 @@ class Server:
         reader = wire.LineReader(0, max_bytes=64 * 1024 * 1024)
         harness.warm_up()
         self.attributes = process_attributes()
+        self.start_zygote()
         if not self.problems:
             self.next_harness = self.fork_harness()
         while True:
@@ -192,6 +200,7 @@ class Server:
 
             try:
                 ctx = harness.Context(self.mode, work_dir, tmp_dir, sys.executable, self.oom_path)
+                ctx.zygote = self.zygote
                 ctx.spare = harness.spawn_executor(ctx)
                 chunks = []
                 while chunk := os.read(request_fd, 1 << 20):
@@ -246,14 +255,84 @@ class Server:
 
     def cleanup(self, work_dir):
         if self.mode != "container":
+            left = self.kill_descendants()
             shutil.rmtree(work_dir, ignore_errors=True)
             problems = [f"{work_dir} still exists"] if os.path.exists(work_dir) else []
+            if left:
+                problems.append(f"processes still alive: {left[:10]}")
             return problems + self.restore_attributes()
         self.kill_everything()
         for folder in _CONTAINER_WIPE:
             wipe(folder)
         self.remove_ipc()
-        return self.leftovers() + self.restore_attributes()
+        problems = self.leftovers() + self.restore_attributes()
+        if not problems:
+            self.check_zygote()
+        return problems
+
+    # ----- the zygote -------------------------------------------------------------------------
+
+    def start_zygote(self):
+        """Container mode: start the zygote (see zygote.py). Without one, executors start as
+        fresh interpreters: slower, as safe."""
+        if self.mode != "container" or self.problems:
+            return
+        import socket
+
+        pid = None
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            code_r, code_w = os.pipe()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            ctx = harness.Context(self.mode, "/work", "/tmp", sys.executable, self.oom_path)
+            program = bundle.code_program(list(_ZYGOTE_MODULES), "zygote")
+            argv = [sys.executable, *harness.EXECUTOR_FLAGS, "-c", program]
+            fds = {0: devnull, 1: devnull, 2: devnull, 3: code_r, 4: theirs.fileno()}
+            try:
+                pid = harness.spawn(
+                    argv, ctx.child_env(), "/work", [(resource.RLIMIT_CORE, 0)], fds
+                )
+            finally:
+                for fd in (code_r, devnull):
+                    os.close(fd)
+                theirs.close()
+            sources = sys.modules[__package__].SOURCES
+            _write_all(code_w, bundle.compiled_modules(sources, list(_ZYGOTE_MODULES)))
+            os.close(code_w)
+            zygote = harness.Zygote(ours, pid, harness.start_time(pid))
+            zygote.call({"op": "ping"}, timeout=10.0)
+        except (OSError, TimeoutError, wire.ProtocolError):
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            return
+        self.zygote = zygote
+        self.zygote_attributes = process_attributes(pid)
+
+    def check_zygote(self):
+        """Replace the zygote if the run killed, stopped or altered it (same user: it may
+        have lowered its limits or priority, which every later executor would inherit)."""
+        zygote = self.zygote
+        if zygote is None:
+            return
+        healthy = zygote.alive()
+        if healthy:
+            try:
+                healthy = zygote.call({"op": "ping"}, timeout=1.0)[0].get("pong") is True
+                healthy = healthy and process_attributes(zygote.pid) == self.zygote_attributes
+            except (OSError, TimeoutError, wire.ProtocolError):
+                healthy = False
+        if healthy:
+            return
+        if zygote.alive():
+            with contextlib.suppress(OSError):
+                os.kill(zygote.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(zygote.pid, 0)
+        zygote.sock.close()
+        self.zygote = None
+        self.start_zygote()
 
     def restore_attributes(self):
         """Our rlimits, nice value, scheduling policy and CPU affinity, as at startup.
@@ -280,21 +359,52 @@ class Server:
         ]
 
     def kill_everything(self):
-        """SIGKILL every process but us and reap them all: in a PID namespace every orphan
-        is ours, so 'no child left' means none of the run's processes is."""
+        """SIGKILL every process but us (and the zygote) and reap them all: in a PID
+        namespace every orphan is ours, so when nothing but the zygote is left, none of the
+        run's processes is."""
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            with contextlib.suppress(ProcessLookupError):  # PID 1 is exempt: all but us
-                os.kill(-1, signal.SIGKILL)
+            harness.kill_all_but(self.zygote)
             while time.monotonic() < deadline:
                 try:
                     pid, _ = os.waitpid(-1, os.WNOHANG)
                 except ChildProcessError:
                     break
                 if pid == 0:
+                    if not self.survivors():
+                        break
                     time.sleep(0.0002)
-            if not other_pids():
+            if not self.survivors():
                 return
+
+    def kill_descendants(self):
+        """Local mode: kill every process descended from us (as a subreaper, every orphan of
+        the run is our child), until none is left. Returns the pids that would not die."""
+        deadline = time.monotonic() + 2.0
+        while True:
+            children = children_of(os.getpid())
+            for pid in children:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            while True:
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                        break
+                except ChildProcessError:
+                    break
+            if not children or time.monotonic() > deadline:
+                return children
+            time.sleep(0.001)
+
+    def survivors(self):
+        """Processes other than us and a live zygote (whose killed children it reaps)."""
+        spared = self.zygote.pid if self.zygote is not None and self.zygote.alive() else None
+        left = [pid for pid in harness.other_pids() if pid != spared]
+        if left and spared is not None:
+            with contextlib.suppress(OSError, TimeoutError, wire.ProtocolError):
+                self.zygote.call({"op": "reap_all"}, timeout=1.0)
+            left = [pid for pid in harness.other_pids() if pid != spared]
+        return left
 
     def remove_ipc(self):
         if self.libc is None:
@@ -311,7 +421,7 @@ class Server:
     def leftovers(self):
         """What a next run could still see of this one (empty: proven clean)."""
         problems = []
-        pids = other_pids()
+        pids = self.survivors()
         if pids:
             problems.append(f"processes still alive: {pids[:10]}")
         for folder in _CONTAINER_WIPE:
@@ -330,24 +440,35 @@ class Server:
         return problems
 
 
-def process_attributes():
-    """What a same-user process can change about us from outside (see restore_attributes)."""
+def process_attributes(pid=0):
+    """What a same-user process can change about a process from outside (see
+    restore_attributes); ``pid`` 0 is ourselves."""
     limits = {
-        name: resource.getrlimit(getattr(resource, name))
+        name: resource.prlimit(pid, getattr(resource, name))
         for name in dir(resource)
         if name.startswith("RLIMIT_")
     }
     return {
         "rlimits": limits,
-        "nice": os.getpriority(os.PRIO_PROCESS, 0),
-        "policy": os.sched_getscheduler(0),
-        "affinity": sorted(os.sched_getaffinity(0)),
+        "nice": os.getpriority(os.PRIO_PROCESS, pid),
+        "policy": os.sched_getscheduler(pid),
+        "affinity": sorted(os.sched_getaffinity(pid)),
     }
 
 
-def other_pids():
-    me = os.getpid()
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+def children_of(parent):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(entry))
+    return found
 
 
 def sysv_ids(kind):

@@ -3,6 +3,7 @@ ends with its tests failed. Run on both backends (the harness is the same code).
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -244,11 +245,24 @@ def test_ignored_signals_still_time_out(any_sandbox):
     assert_all_failed(result, "timeout")
 
 
+def targets(sandbox) -> str:
+    """Candidate code naming the processes it attacks: in a container, every process it can
+    see (the harness among them; the executor's parent there is the zygote); locally only its
+    parent, the harness (everything else would be the host's)."""
+    if sandbox.name == "docker":
+        return "[int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]"
+    return "[os.getppid()]"
+
+
 def test_killing_the_harness_fails(any_sandbox):
-    code = """
+    code = f"""
     import os, signal
     def add(a, b):
-        os.kill(os.getppid(), signal.SIGKILL)
+        for pid in {targets(any_sandbox)}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         return a + b
     """
     result = run(any_sandbox, code)
@@ -258,14 +272,32 @@ def test_killing_the_harness_fails(any_sandbox):
 
 
 def test_stopping_the_harness_fails_by_timeout(any_sandbox):
-    code = """
+    code = f"""
     import os, signal
-    os.kill(os.getppid(), signal.SIGSTOP)
+    for pid in {targets(any_sandbox)}:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            pass
     def add(a, b):
         return a + b
     """
     result = run(any_sandbox, code, timeout_s=2.0)
     assert_all_failed(result, "timeout", "error")
+    assert run(any_sandbox, "def add(a, b):\n    return a + b\n").status.value == "passed"
+
+
+def test_killing_the_parent_changes_nothing(any_sandbox):
+    # Its parent is the harness (local) or the zygote (Docker): either way the answers are
+    # still judged by the harness, so a wrong solution fails and a right one passes.
+    code = """
+    import os, signal
+    os.kill(os.getppid(), signal.SIGKILL)
+    def add(a, b):
+        return a * b
+    """
+    result = run(any_sandbox, code)
+    assert_all_failed(result)
     assert run(any_sandbox, "def add(a, b):\n    return a + b\n").status.value == "passed"
 
 
@@ -349,3 +381,27 @@ def test_a_background_thread_spraying_replies_cannot_pass(any_sandbox):
 def test_planting_files_in_the_work_dir_does_not_change_the_tests(any_sandbox):
     code = "open('tests.py', 'w').write('assert True')\ndef add(a, b):\n    return 0\n"
     assert_all_failed(run(any_sandbox, code), "failed")
+
+
+def test_no_process_of_a_local_run_survives_it(local_sandbox, tmp_path):
+    # A daemon (own session, double fork) that would outlive a careless cleanup. (Docker:
+    # see test_docker_attacks.test_no_state_crosses_runs.)
+    pid_file = tmp_path / "daemon.pid"
+    code = f"""
+    import os, time
+    def add(a, b):
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                with open({str(pid_file)!r}, "w") as handle:
+                    handle.write(str(os.getpid()))
+                while True:
+                    time.sleep(0.01)
+            os._exit(0)
+        time.sleep(0.3)
+        return a + b
+    """
+    assert run(local_sandbox, code).status.value == "passed"
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
