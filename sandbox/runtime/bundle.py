@@ -17,8 +17,9 @@ PACKAGE = "_grpo_sandbox"
 # Linux caps one argv string at 128 KiB (MAX_ARG_STRLEN); stay well below it.
 MAX_PROGRAM_BYTES = 120_000
 
-_BOOT = """import sys
-def _boot(sources, order, main):
+# Shared tail of both boot programs: register the compiled modules ``codes`` as the package,
+# then run ``main.main()``.
+_REGISTER = """
     pkg = type(sys)({package!r})
     pkg.__path__ = []
     pkg.SOURCES = sources
@@ -28,14 +29,22 @@ def _boot(sources, order, main):
         module.__package__ = {package!r}
         sys.modules[module.__name__] = module
         setattr(pkg, name, module)
-        exec(compile(sources[name], "<sandbox>/" + name + ".py", "exec"), module.__dict__)
+        exec(codes[name], module.__dict__)
     sys.modules[{package!r} + "." + main].main()
-_boot({sources!r}, {order!r}, {main!r})
 """
 
+_BOOT = (
+    """import sys
+def _boot(sources, order, main):
+    codes = {{n: compile(sources[n], "<sandbox>/" + n + ".py", "exec") for n in order}}
+"""
+    + _REGISTER
+    + "_boot({sources!r}, {order!r}, {main!r})\n"
+)
 
-# Reads a length-prefixed marshal of {name: code} from fd 3, then runs like _BOOT.
-CODE_BOOT = """import sys, os, marshal
+# Reads a length-prefixed marshal of {name: code} from fd 3 instead of compiling sources.
+CODE_BOOT = (
+    """import sys, os, marshal
 def _boot(order, main):
     size = int.from_bytes(os.read(3, 8), "big")
     blob = b""
@@ -44,19 +53,11 @@ def _boot(order, main):
         if not chunk:
             os._exit(1)
         blob += chunk
-    codes = marshal.loads(blob)
-    pkg = type(sys)({package!r})
-    pkg.__path__ = []
-    sys.modules[{package!r}] = pkg
-    for name in order:
-        module = type(sys)({package!r} + "." + name)
-        module.__package__ = {package!r}
-        sys.modules[module.__name__] = module
-        setattr(pkg, name, module)
-        exec(codes[name], module.__dict__)
-    sys.modules[{package!r} + "." + main].main()
-_boot({order!r}, {main!r})
+    codes, sources = marshal.loads(blob), None
 """
+    + _REGISTER
+    + "_boot({order!r}, {main!r})\n"
+)
 
 
 def compiled_modules(sources: dict[str, str], order: list[str]) -> bytes:

@@ -239,14 +239,20 @@ def other_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (field 3 onwards), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def start_time(pid):
     """A process's start time (clock ticks since boot): with the pid, an identity that a
     later process reusing the pid cannot share."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def kill_all_but(zygote):
@@ -378,16 +384,11 @@ def kill_session(sid):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(sid, signal.SIGKILL)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid:  # field 6 of stat, counted after the comm field
-                os.kill(int(entry), signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid in other_pids():
+        fields = proc_stat(pid)
+        if fields and int(fields[3]) == sid:  # field 6 of stat: the session
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ----- the executor and the link to it --------------------------------------------------------

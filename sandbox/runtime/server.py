@@ -457,17 +457,12 @@ def process_attributes(pid=0):
 
 
 def children_of(parent):
+    """Live (not zombie) processes whose parent is ``parent``."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z":
-            found.append(int(entry))
+    for pid in harness.other_pids():
+        fields = harness.proc_stat(pid)
+        if fields and int(fields[1]) == parent and fields[0] != "Z":
+            found.append(pid)
     return found
 
 

@@ -22,6 +22,14 @@ def grpo_env(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+def exit_code_of(files, sandbox: str) -> int:
+    """Run `grpo-env sandbox run` in-process (user errors exit before any sandbox starts)."""
+    argv = ["sandbox", "run", str(files / "solution.py"), "--tests", str(files / "tests.py")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--sandbox", sandbox])
+    return exit_info.value.code
+
+
 @pytest.fixture
 def files(tmp_path):
     (tmp_path / "solution.py").write_text(SOLUTION)
@@ -103,35 +111,11 @@ def test_user_errors_print_one_line_and_exit_2(files, capsys, setup, message):
             (files / name).unlink()
         else:
             (files / name).write_text(content)
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "sandbox",
-                "run",
-                str(files / "solution.py"),
-                "--tests",
-                str(files / "tests.py"),
-                "--sandbox",
-                "docker",
-            ]
-        )
-    assert exit_info.value.code == 2
+    assert exit_code_of(files, "docker") == 2
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines for the terminal
     assert err.startswith("error: ") and message in err and err.count("error:") == 1
 
 
 def test_unknown_sandbox_kind_is_a_user_error(files, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "sandbox",
-                "run",
-                str(files / "solution.py"),
-                "--tests",
-                str(files / "tests.py"),
-                "--sandbox",
-                "chroot",
-            ]
-        )
-    assert exit_info.value.code == 2
+    assert exit_code_of(files, "chroot") == 2
     assert "unknown sandbox 'chroot'" in capsys.readouterr().err

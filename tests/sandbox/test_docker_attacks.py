@@ -48,30 +48,21 @@ def assert_next_run_healthy(sandbox) -> None:
     assert result.status.value == "passed", result
 
 
-def test_fork_bomb(box):
-    code = """
-    import os
-    while True:
-        try:
-            os.fork()
-        except OSError:
-            pass
-    """
-    result = run(box, code, timeout_s=3.0)
-    assert result.status.value == "timeout" and result.tests_passed == 0, result
-    assert_next_run_healthy(box)
+FORK_BOMB = """
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
 
 
-def test_fork_bomb_inside_a_call(box):
-    code = """
-    import os
-    def add(a, b):
-        while True:
-            try:
-                os.fork()
-            except OSError:
-                pass
-    """
+@pytest.mark.parametrize("where", ["import", "call"])
+def test_fork_bomb(box, where):
+    if where == "import":
+        code = "import os\n" + FORK_BOMB
+    else:
+        code = "import os\ndef add(a, b):\n" + textwrap.indent(FORK_BOMB, "    ")
     result = run(box, code, timeout_s=3.0)
     assert result.status.value == "timeout" and result.tests_passed == 0, result
     assert_next_run_healthy(box)
