@@ -206,20 +206,37 @@ def test_killing_everything_in_reach(box):
 
 
 def test_no_way_into_the_trusted_processes(box):
+    # Server, harness and zygote run as the candidate's user, so only their being
+    # non-dumpable keeps their descriptors (the host channel, the zygote's socket) and memory
+    # out of reach: /proc, ptrace and pidfd_getfd must all be refused.
     code = """
-    import os
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    PTRACE_ATTACH, SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 16, 434, 438
     def reachable():
         opened = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == os.getpid():
+        for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+            if pid == os.getpid():
                 continue
-            for path in (f"/proc/{pid}/fd/1", f"/proc/{pid}/fd/0", f"/proc/{pid}/mem",
-                         f"/proc/{pid}/environ"):
+            for fd in range(0, 12):
                 try:
-                    open(path, "rb" if path.endswith(("mem", "environ")) else "wb").close()
-                    opened.append(path)
+                    open(f"/proc/{pid}/fd/{fd}", "rb").close()
+                    opened.append(f"{pid}/fd/{fd}")
                 except OSError:
                     pass
+            for name in ("mem", "environ", "maps"):
+                try:
+                    open(f"/proc/{pid}/{name}", "rb").read(1)
+                    opened.append(f"{pid}/{name}")
+                except OSError:
+                    pass
+            if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
+                opened.append(f"ptrace {pid}")
+            pidfd = libc.syscall(SYS_PIDFD_OPEN, pid, 0)
+            if pidfd >= 0:
+                for fd in range(0, 12):
+                    if libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0) >= 0:
+                        opened.append(f"pidfd_getfd {pid}/{fd}")
         return opened
     """
     result = run(box, code, ["assert reachable() == []"])
