@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from . import bundle, harness, wire
+from . import bundle, harness, procs, wire
 
 PROTOCOL = 1
 WATCHDOG_GRACE_S = 2.0
@@ -289,9 +289,7 @@ class Server:
             argv = [sys.executable, *harness.EXECUTOR_FLAGS, "-c", program]
             fds = {0: devnull, 1: devnull, 2: devnull, 3: code_r, 4: theirs.fileno()}
             try:
-                pid = harness.spawn(
-                    argv, ctx.child_env(), "/work", [(resource.RLIMIT_CORE, 0)], fds
-                )
+                pid = procs.spawn(argv, ctx.child_env(), "/work", [(resource.RLIMIT_CORE, 0)], fds)
             finally:
                 for fd in (code_r, devnull):
                     os.close(fd)
@@ -299,7 +297,7 @@ class Server:
             sources = sys.modules[__package__].SOURCES
             _write_all(code_w, bundle.compiled_modules(sources, list(_ZYGOTE_MODULES)))
             os.close(code_w)
-            zygote = harness.Zygote(ours, pid, harness.start_time(pid))
+            zygote = procs.Zygote(ours, pid, procs.start_time(pid))
             zygote.call({"op": "ping"}, timeout=10.0)
         except (OSError, TimeoutError, wire.ProtocolError):
             if pid:
@@ -364,7 +362,7 @@ class Server:
         run's processes is."""
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            harness.kill_all_but(self.zygote)
+            procs.kill_all_but(self.zygote)
             while time.monotonic() < deadline:
                 try:
                     pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -399,11 +397,11 @@ class Server:
     def survivors(self):
         """Processes other than us and a live zygote (whose killed children it reaps)."""
         spared = self.zygote.pid if self.zygote is not None and self.zygote.alive() else None
-        left = [pid for pid in harness.other_pids() if pid != spared]
+        left = [pid for pid in procs.other_pids() if pid != spared]
         if left and spared is not None:
             with contextlib.suppress(OSError, TimeoutError, wire.ProtocolError):
                 self.zygote.call({"op": "reap_all"}, timeout=1.0)
-            left = [pid for pid in harness.other_pids() if pid != spared]
+            left = [pid for pid in procs.other_pids() if pid != spared]
         return left
 
     def remove_ipc(self):
@@ -459,8 +457,8 @@ def process_attributes(pid=0):
 def children_of(parent):
     """Live (not zombie) processes whose parent is ``parent``."""
     found = []
-    for pid in harness.other_pids():
-        fields = harness.proc_stat(pid)
+    for pid in procs.other_pids():
+        fields = procs.proc_stat(pid)
         if fields and int(fields[1]) == parent and fields[0] != "Z":
             found.append(pid)
     return found
