@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -220,6 +221,167 @@ def check_math(
             console.print(f"[dim]{key}:[/dim] {escape(str(value))}")
     if result.score < 1.0:
         raise typer.Exit(1)
+
+
+# ----- sandbox ------------------------------------------------------------------------------
+
+sandbox_app = typer.Typer(
+    help="Run untrusted Python in the sandbox, build its image, check the setup.\n\n"
+    "First time on a machine: `grpo-env sandbox build --offline` (or without --offline where "
+    "a registry is reachable), then `grpo-env sandbox doctor`.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("run")
+def sandbox_run(
+    solution: Annotated[Path, typer.Argument(help="Python file with the code to test.")],
+    tests: Annotated[
+        Path,
+        typer.Option(
+            "--tests",
+            help="Python file of module-level asserts using the solution's names (as if "
+            "`from solution import *` came first); each top-level assert is one test.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    sandbox: Annotated[
+        str, typer.Option(help="docker (isolated) or local-unsafe (NO isolation, opt-in).")
+    ] = "docker",
+    timeout: Annotated[float, typer.Option(help="Wall-clock limit of the run, seconds.")] = 10.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory limit (no swap), MiB.")] = 512,
+    image: Annotated[
+        str | None, typer.Option(help="Sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE).")
+    ] = None,
+) -> None:
+    """Run SOLUTION.py against TESTS.py in the sandbox and report each test.
+
+    The tests run in a trusted process that never executes the solution's code, so exiting
+    early, faking equality or patching helpers cannot pass them. Exit code: 0 all passed,
+    1 not all passed, 3 the sandbox itself failed (engine down, image missing)."""
+    from grpo_env.sandbox import Limits
+    from grpo_env.sandbox.commands import run_files
+
+    limits = Limits(timeout_s=timeout, memory_mb=memory_mb)
+    result = run_files(solution, tests, sandbox=sandbox, image=image, limits=limits)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        _print_execution(result)
+    if result.is_sandbox_error:
+        raise typer.Exit(3)
+    if result.status != "passed":
+        raise typer.Exit(1)
+
+
+def _print_execution(result: Any) -> None:
+    table = Table(
+        title=f"{result.tests_passed}/{result.tests_total} tests passed", title_justify="left"
+    )
+    table.add_column("test")
+    table.add_column("result")
+    table.add_column("detail")
+    for test in result.tests:
+        mark = "[green]PASS[/green]" if test.passed else f"[red]{test.kind.upper()}[/red]"
+        table.add_row(escape(test.name), mark, escape(test.detail))
+    if result.tests:
+        console.print(table)
+    colour = "green" if result.status == "passed" else "red"
+    timing = f"({result.backend}, {result.duration_s:.2f} s)"
+    console.print(f"status [{colour}]{result.status}[/{colour}]  {timing}")
+    if result.error:
+        console.print(f"[red]{escape(result.error)}[/red]")
+    for name in ("stdout", "stderr"):
+        text = getattr(result, name)
+        if text:
+            console.print(f"[dim]{name}:[/dim]\n{escape(text.rstrip())}")
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="No registry: debootstrap a minimal Debian + python3 from the apt mirror, then "
+            "`docker import` it (needs root and debootstrap; about 2 minutes).",
+        ),
+    ] = False,
+    tag: Annotated[
+        str | None, typer.Option(help="Image name:tag (default: $GRPO_ENV_SANDBOX_IMAGE).")
+    ] = None,
+    mirror: Annotated[
+        str | None, typer.Option(help="--offline: Debian mirror (default: apt's).")
+    ] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="--offline: Debian release (default: this machine's).")
+    ] = None,
+) -> None:
+    """Build the sandbox image (from the shipped Dockerfile, or --offline)."""
+    from grpo_env.sandbox import default_image
+    from grpo_env.sandbox.image import BuildError, build_from_dockerfile, build_offline
+    from grpo_env.sandbox.protocol import SandboxUnavailable
+
+    tag = tag or default_image()
+
+    def progress(message: str) -> None:
+        err_console.print(f"[dim]{escape(message)}[/dim]")
+
+    try:
+        if offline:
+            report = build_offline(tag, progress=progress, mirror=mirror, suite=suite)
+        else:
+            report = build_from_dockerfile(tag, progress=progress)
+    except (BuildError, SandboxUnavailable) as err:
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"built [bold]{report.image}[/bold] ({report.method}) in {report.seconds:.0f} s: "
+        f"{report.size_mb:.0f} MB, python {report.python}"
+    )
+
+
+@sandbox_app.command("doctor")
+def sandbox_doctor(
+    image: Annotated[
+        str | None, typer.Option(help="Sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Check the Docker engine, the image, which limits the kernel really enforces (each is
+    tried from inside a sandbox) and the verdicts of a smoke test. Exits 1 on any failure."""
+    from grpo_env.sandbox.doctor import run_doctor
+
+    report = run_doctor(image, progress=None if as_json else _progress)
+    if as_json:
+        print(json.dumps({**report.model_dump(), "ok": report.ok}, indent=2))
+    else:
+        for title, facts in (("engine", report.engine), ("image", report.image)):
+            if facts:
+                console.print(
+                    f"[bold]{title}[/bold]: " + ", ".join(f"{k} {v}" for k, v in facts.items())
+                )
+        if report.checks:
+            _print_outcomes(
+                "sandbox",
+                [
+                    CheckOutcome(
+                        name=c.name, passed=c.ok, detail=f"{c.observed} (want {c.expected})"
+                    )
+                    for c in report.checks
+                ],
+                as_json=False,
+            )
+        if report.error:
+            err_console.print(f"[red]error:[/red] {escape(report.error)}", highlight=False)
+        console.print("[green]sandbox OK[/green]" if report.ok else "[red]sandbox NOT OK[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _progress(message: str) -> None:
+    err_console.print(f"[dim]{escape(message)}[/dim]")
 
 
 # ----- entry point --------------------------------------------------------------------------

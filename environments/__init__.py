@@ -53,3 +53,12 @@ envs.register(
     "reasoning-gym's score_answer, full marks only; split='test' held out).",
     source=_BUILTIN,
 )
+envs.register(
+    "code-unittest-v0",
+    "grpo_env.environments.code_unittest:CodeUnittestEnv",
+    description="Python written by the model, run against unit tests in a Docker sandbox; "
+    "reward = share of tests passed (HumanEval train split by default; tasks_path= for "
+    "MBPP-style JSONL).",
+    source=_BUILTIN,
+    nondeterministic=True,
+)

@@ -1,0 +1,203 @@
+"""``code-unittest-v0``: Python written by the model, run against unit tests in a sandbox.
+
+The reward is the fraction of the task's tests that pass (``all_or_nothing=True``: 1 only
+when all pass). Components: ``tests_passed`` (that fraction) and ``compiled`` (1 when the
+extracted code compiles). Statuses: ``ok`` when it ran (whatever it scored), ``invalid_format``
+when no code block was found, ``timeout``, ``error`` (did not compile or load, memory or output
+limit), and ``infra_error`` when the sandbox itself failed: masked by agents, never a 0.
+
+A group of G completions is scored concurrently in the sandbox's warm pool (``score_many``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from grpo_env import Status, Task, TaskSource, VerifiableEnv, VerifyResult
+from grpo_env.sandbox import (
+    ExecutionRequest,
+    ExecutionResult,
+    ExecutionStatus,
+    Limits,
+    Sandbox,
+    TestSuite,
+)
+from grpo_env.sandbox.commands import make_sandbox
+
+from .code_tasks import Split, humaneval_tasks, mbpp_tasks
+
+log = logging.getLogger(__name__)
+
+Extract = Literal["fenced", "whole", "auto"]
+CODE_SYSTEM_PROMPT = (
+    "You are an expert Python programmer. Answer with working Python code in a single "
+    "```python code block."
+)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_OPEN_FENCE = re.compile(r"```[ \t]*(python3?|py)?[ \t]*\n", re.IGNORECASE)
+_PYTHON_TAGS = {"", "python", "python3", "py"}
+_STATUS = {
+    ExecutionStatus.PASSED: Status.OK,
+    ExecutionStatus.FAILED: Status.OK,
+    ExecutionStatus.TIMEOUT: Status.TIMEOUT,
+    ExecutionStatus.MEMORY_EXCEEDED: Status.ERROR,
+    ExecutionStatus.OUTPUT_EXCEEDED: Status.ERROR,
+    ExecutionStatus.ERROR: Status.ERROR,
+}
+
+
+def extract_code(text: str, mode: Extract = "fenced") -> str | None:
+    """The code to run: the last fenced block tagged python/py (or untagged); ``whole``: the
+    text as is; ``auto``: fenced if there is a block, else the whole text. None: no code."""
+    if mode == "whole":
+        return text
+    blocks = [m.group(2) for m in _FENCE.finditer(text) if m.group(1).lower() in _PYTHON_TAGS]
+    if blocks:
+        return blocks[-1]
+    # A completion cut off by the token limit: an opened python block that never closed.
+    opened = list(_OPEN_FENCE.finditer(text))
+    if opened and "```" not in text[opened[-1].end() :]:
+        return text[opened[-1].end() :]
+    return text if mode == "auto" else None
+
+
+class CodeUnittestEnv(VerifiableEnv):
+    """Reward = share of unit tests the model's Python passes, run in a sandbox.
+
+    Args:
+        tasks: a ``TaskSource`` or tasks whose ``tests`` is a ``TestSuite`` dict. Default:
+            HumanEval's ``split``, or the MBPP-style JSONL file ``tasks_path``.
+        split: HumanEval split: ``train`` (131 problems), ``test`` (33 held out), ``all``.
+        tasks_path: an MBPP-style JSONL file (``prompt``, ``tests``, optional ``setup``).
+        extract: ``fenced`` (last ```python block; none found = invalid_format), ``whole``
+            (the completion is the code) or ``auto``.
+        all_or_nothing: reward 1 only when every test passes.
+        sandbox: ``docker``, ``local-unsafe`` (no isolation!) or a ``Sandbox`` instance.
+        concurrency: sandboxes running at once (a group of G is scored in parallel).
+        image: Docker image (default: $GRPO_ENV_SANDBOX_IMAGE or grpo-env-sandbox:1).
+        timeout_s, memory_mb: limits of one run (see ``grpo_env.sandbox.Limits``).
+    """
+
+    def __init__(
+        self,
+        tasks: TaskSource | Iterable[Task | Mapping[str, Any]] | None = None,
+        *,
+        split: Split = "train",
+        tasks_path: str | Path | None = None,
+        extract: Extract = "fenced",
+        all_or_nothing: bool = False,
+        sandbox: str | Sandbox = "docker",
+        concurrency: int = 2,
+        image: str | None = None,
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        system_prompt: str | None = CODE_SYSTEM_PROMPT,
+        **kwargs: Any,
+    ):
+        if extract not in ("fenced", "whole", "auto"):
+            raise ValueError(f"extract must be 'fenced', 'whole' or 'auto', got {extract!r}")
+        if tasks is None:
+            tasks = mbpp_tasks(tasks_path) if tasks_path is not None else humaneval_tasks(split)
+        super().__init__(tasks, system_prompt=system_prompt, **kwargs)
+        self.extract = extract
+        self.all_or_nothing = all_or_nothing
+        self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self._sandbox_spec = sandbox
+        self._concurrency = concurrency
+        self._image = image
+        self._sandbox: Sandbox | None = None if isinstance(sandbox, str) else sandbox
+
+    # ----- the sandbox ----------------------------------------------------------------------
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """Created on first use, so listing or showing the env needs no Docker."""
+        if self._sandbox is None:
+            assert isinstance(self._sandbox_spec, str)
+            self._sandbox = make_sandbox(
+                self._sandbox_spec, concurrency=self._concurrency, image=self._image
+            )
+        return self._sandbox
+
+    def close(self) -> None:
+        if isinstance(self._sandbox_spec, str) and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        super().close()
+
+    # ----- scoring ----------------------------------------------------------------------------
+
+    @property
+    def reward_components(self) -> tuple[str, ...]:
+        return ("tests_passed", "compiled")
+
+    def request(self, task: Task, code: str) -> ExecutionRequest:
+        """The sandbox request that checks ``code`` against ``task``'s tests."""
+        if not isinstance(task.tests, Mapping | TestSuite):
+            raise ValueError(f"task {task.id} has no test suite (tests={task.tests!r})")
+        suite = TestSuite.model_validate(task.tests)
+        return ExecutionRequest(code=code, tests=suite, limits=self.limits)
+
+    def verify(self, task: Task, completion: str) -> VerifyResult:
+        return self.score_many(task, [completion])[0]
+
+    def score_many(self, task: Task, completions: Sequence[str]) -> list[VerifyResult]:
+        """Score a group: its runs go to the sandbox pool together, so they run in parallel."""
+        codes = [extract_code(c, self.extract) for c in completions]
+        try:
+            todo = [(i, self.request(task, c)) for i, c in enumerate(codes) if c is not None]
+            ran = self.sandbox.run_many([request for _, request in todo]) if todo else []
+        except Exception as err:  # a broken task or sandbox says nothing about the policy
+            log.exception("scoring task %s failed", task.id)
+            reason = f"verifier raised {type(err).__name__}: {err}"
+            return [VerifyResult.infra_error(reason) for _ in completions]
+        results: list[VerifyResult] = [_no_code() for _ in completions]
+        for (index, _), outcome in zip(todo, ran, strict=True):
+            results[index] = self._to_verify(task, outcome)
+        return results
+
+    def _to_verify(self, task: Task, result: ExecutionResult) -> VerifyResult:
+        if result.is_sandbox_error:
+            log.error("sandbox error on task %s: %s", task.id, result.error)
+            return VerifyResult.infra_error(
+                f"sandbox error: {result.error}", backend=result.backend
+            )
+        fraction = result.pass_fraction
+        passed_all = result.status is ExecutionStatus.PASSED
+        score = float(passed_all) if self.all_or_nothing else fraction
+        failed = [t for t in result.tests if not t.passed]
+        return VerifyResult(
+            score=score,
+            status=_STATUS[result.status],
+            components={"tests_passed": fraction, "compiled": float(bool(result.compiled))},
+            details={
+                "sandbox_status": result.status.value,
+                "tests_passed": result.tests_passed,
+                "tests_total": result.tests_total,
+                "failed_tests": [
+                    {"name": t.name, "kind": t.kind, "detail": t.detail} for t in failed[:5]
+                ],
+                "error": result.error[:500],
+                "stdout": result.stdout[-1000:],
+                "stderr": result.stderr[-1000:],
+                "duration_s": result.duration_s,
+            },
+        )
+
+    def gold_completion(self, task: Task) -> str | None:
+        if not isinstance(task.answer, str) or not task.answer.strip():
+            return None
+        return f"```python\n{task.answer.rstrip()}\n```"
+
+
+def _no_code() -> VerifyResult:
+    return VerifyResult(
+        score=0.0,
+        status=Status.INVALID_FORMAT,
+        components={"tests_passed": 0.0, "compiled": 0.0},
+        details={"reason": "no ```python code block in the completion"},
+    )
