@@ -148,6 +148,129 @@ def _print_outcomes(env_id: str, outcomes: list[CheckOutcome], as_json: bool) ->
     console.print(table)
 
 
+# ----- train (GRPO and the other agents; logic in grpo_env.trainer) -------------------------
+
+
+@app.command("train", no_args_is_help=True)
+def train_command(
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment id, e.g. math-chain-sum or format-v0.")
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Agent: grpo (default), frozen, or a plugin.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Local model dir, embedded model (smollm2-135m-instruct, the default) or hub id.",
+        ),
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps.")] = None,
+    group_size: Annotated[
+        int | None, typer.Option("--group-size", help="G: completions sampled per prompt.")
+    ] = None,
+    prompts_per_step: Annotated[
+        int | None, typer.Option("--prompts-per-step", help="B: prompts (groups) per step.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", help="Completion length limit (tokens).")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Run directory (metrics, samples, checkpoints).")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="TOML file with any knob; options override it.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (task order, sampling).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
+    beta: Annotated[
+        float | None, typer.Option("--beta", help="KL weight (0: no reference model).")
+    ] = None,
+    lora: Annotated[
+        bool | None, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Generation backend: hf or vllm (CUDA).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto (default), cpu, cuda, cuda:N.")
+    ] = None,
+    save_every: Annotated[
+        int | None, typer.Option("--save-every", help="Checkpoint every K steps.")
+    ] = None,
+    eval_tasks: Annotated[
+        int | None,
+        typer.Option("--eval-tasks", help="Held-out tasks evaluated greedily before and after."),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any config key, e.g. --set agent.mu=2 (repeatable)."),
+    ] = None,
+) -> None:
+    """Train a policy on an environment with GRPO (or another agent).
+
+    Example, on the embedded default model:
+
+        grpo-env train --env math-chain-sum --steps 100 --out runs/chain-sum
+
+    Writes DIR/metrics.jsonl (one line per step), DIR/samples.jsonl, TensorBoard events in
+    DIR/tb and checkpoints in DIR/checkpoints. Ctrl-C saves a checkpoint after the current
+    step; --resume continues exactly where it stopped. Every knob can be set in a TOML file
+    (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
+    """
+    from grpo_env.config import build_train_config, parse_assignment
+    from grpo_env.trainer import TrainInterrupted, train
+
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("env", env),
+        ("agent.name", agent),
+        ("model.name", model),
+        ("steps", steps),
+        ("group_size", group_size),
+        ("prompts_per_step", prompts_per_step),
+        ("generation.max_new_tokens", max_new_tokens),
+        ("out", out),
+        ("seed", seed),
+        ("agent.lr", lr),
+        ("agent.beta", beta),
+        ("model.lora", lora),
+        ("generation.temperature", temperature),
+        ("generation.backend", backend),
+        ("model.device", device),
+        ("log.save_every", save_every),
+        ("eval.tasks", eval_tasks),
+    ):
+        if value is not None:
+            overrides[key] = value
+    for setting in settings or []:
+        key, value = parse_assignment(setting)
+        overrides[key] = value
+    train_config = build_train_config(config, overrides, resume=resume)
+    try:
+        summary = train(train_config, resume=resume, console=err_console)
+    except TrainInterrupted:
+        sys.exit(130)
+    table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("run dir", summary.run_dir)
+    table.add_row("checkpoint", summary.checkpoint or "-")
+    if "reward_mean" in summary.last_metrics:
+        table.add_row("last reward", f"{summary.last_metrics['reward_mean']:.3f}")
+    for name, result in (("before", summary.eval_before), ("after", summary.eval_after)):
+        if result is not None:
+            table.add_row(f"eval {name}", f"accuracy {result.accuracy:.3f} ({result.tasks} tasks)")
+    console.print(table)
+
+
 # ----- entry point --------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ their own knobs without this module knowing them.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 import typing
@@ -172,6 +173,34 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return validate_config(data, where=where)
+
+
+def build_train_config(
+    config_file: str | Path | None, overrides: dict[str, Any], *, resume: bool = False
+) -> TrainConfig:
+    """The CLI's config: the TOML file, or on ``--resume`` without one the run's own saved
+    ``config.json``; then the command-line ``overrides`` on top."""
+    if config_file is not None or not resume or "out" not in overrides:
+        return load_config(config_file, overrides)
+    saved = Path(overrides["out"]) / "config.json"
+    if not saved.is_file():
+        return load_config(None, overrides)
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    for dotted, value in overrides.items():
+        set_dotted(data, dotted, value)
+    return validate_config(data, where=str(saved))
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"agent.mu=2"`` -> ``("agent.mu", 2)``; the value is read as TOML, else as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. agent.mu=2), got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
 
 
 def validate_config(data: dict[str, Any], *, where: str = "config") -> TrainConfig:
