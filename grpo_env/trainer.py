@@ -47,6 +47,7 @@ from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
 from grpo_env.models import Policy, load_policy
+from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
 from grpo_env.run_log import METRICS, RunLog, peak_memory_mb
 from grpo_env.types import Group, Status
@@ -82,7 +83,9 @@ def seed_everything(seed: int) -> None:
 
 def build_agent(config: TrainConfig, policy: Policy, generator: Generator) -> Any:
     """The agent named in ``[agent]``, its options validated by its own config class."""
-    spec = grpo_env.agents.resolve(config.agent.name)
+    # The registry itself: the attribute grpo_env.agents is shadowed by the grpo_env.agents
+    # subpackage once that is imported.
+    spec = agent_registry.resolve(config.agent.name)
     factory = spec.load()
     config_class = getattr(factory, "Config", None)
     options: Any = config.agent.options()

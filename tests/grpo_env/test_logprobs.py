@@ -1,0 +1,79 @@
+"""Training logprobs match the sampler's at the sampling temperature (rule 4)."""
+
+import pytest
+import torch
+
+from grpo_env.config import ModelConfig
+from grpo_env.generation import HFGenerator, SamplingParams
+from grpo_env.logprobs import entropy_from_logits, gather_logprobs, pack_sequences, token_logprobs
+from grpo_env.models import load_policy
+
+
+@pytest.fixture(scope="module")
+def policy(toy_model):
+    return load_policy(ModelConfig(name=str(toy_model), lora=False))
+
+
+def sample(policy, temperature, n=8):
+    torch.manual_seed(0)
+    prompts = [policy.encode_chat([{"role": "user", "content": d}]) for d in ("3", "45", "6789")]
+    groups = HFGenerator(policy).generate(
+        prompts, n, SamplingParams(max_new_tokens=6, temperature=temperature)
+    )
+    return [c for group in groups for c in group]
+
+
+def recompute(policy, completions, temperature):
+    batch = pack_sequences(
+        [c.prompt_ids for c in completions], [c.token_ids for c in completions], policy.pad_token_id
+    )
+    with torch.no_grad():
+        logp, _ = token_logprobs(policy.model, batch, temperature)
+    return logp, batch.completion_mask
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 1.7])
+def test_training_logprobs_equal_sampler_logprobs_at_the_same_temperature(policy, temperature):
+    completions = sample(policy, temperature)
+    logp, mask = recompute(policy, completions, temperature)
+    for row, completion in enumerate(completions):
+        mine = logp[row, : len(completion.token_ids)]
+        assert torch.allclose(mine, torch.tensor(completion.logprobs), atol=1e-5)
+        assert mask[row].sum() == len(completion.token_ids)
+
+
+def test_the_temperature_matters(policy):
+    completions = sample(policy, 0.5)
+    at_one, mask = recompute(policy, completions, 1.0)
+    sampled = torch.zeros_like(at_one)
+    for row, completion in enumerate(completions):
+        sampled[row, : len(completion.logprobs)] = torch.tensor(completion.logprobs)
+    assert ((at_one - sampled).abs() * mask).max() > 0.05
+
+
+def test_greedy_reports_temperature_one_logprobs(policy):
+    completions = sample(policy, 0.0, n=1)
+    logp, _ = recompute(policy, completions, 1.0)
+    for row, completion in enumerate(completions):
+        assert torch.allclose(
+            logp[row, : len(completion.token_ids)], torch.tensor(completion.logprobs), atol=1e-5
+        )
+
+
+def test_left_padding_does_not_change_logprobs(policy):
+    alone = pack_sequences([[5, 6]], [[7, 8, 2]], policy.pad_token_id)
+    padded = pack_sequences([[5, 6], [4, 4, 4, 4, 4]], [[7, 8, 2], [9]], policy.pad_token_id)
+    with torch.no_grad():
+        a, _ = token_logprobs(policy.model, alone, 1.0)
+        b, _ = token_logprobs(policy.model, padded, 1.0)
+    assert torch.allclose(a[0], b[0], atol=1e-5)
+
+
+def test_gather_and_entropy_match_the_full_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 11)
+    ids = torch.randint(0, 11, (3, 4))
+    full = torch.log_softmax(logits, dim=-1)
+    assert torch.allclose(gather_logprobs(logits, ids), full.gather(-1, ids[..., None])[..., 0])
+    expected = -(full.exp() * full).sum(-1)
+    assert torch.allclose(entropy_from_logits(logits, chunk=2), expected, atol=1e-6)
