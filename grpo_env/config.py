@@ -137,6 +137,7 @@ class TrainConfig(StrictModel):
     group_size: int = Field(8, ge=2, description="G completions per prompt (>= 2: a group)")
     prompts_per_step: int = Field(4, ge=1)
     seed: int = 0
+    shuffle_tasks: bool = Field(True, description="a fresh permutation per epoch (else in order)")
     out: Path = Path("runs/train")
     model: ModelConfig = Field(default_factory=ModelConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)

@@ -33,12 +33,14 @@ class TaskSampler:
     Each epoch is a fresh permutation of the source, seeded by (seed, stream, epoch), so the
     whole state is one counter: checkpoints store it and resume exactly. Stream 0 is the
     main sequence; refills (dynamic sampling) use stream 1, so they never shift the main one.
+    ``shuffle=False`` walks the source in order (curricula, benchmarks).
     """
 
     tasks: TaskSource
     seed: int
     stream: int = 0
     drawn: int = 0
+    shuffle: bool = True
 
     def __post_init__(self) -> None:
         self._epoch = -1
@@ -53,7 +55,8 @@ class TaskSampler:
             epoch, position = divmod(self.drawn, size)
             if epoch != self._epoch:
                 rng = np.random.default_rng([self.seed, self.stream, epoch])
-                self._order, self._epoch = rng.permutation(size), epoch
+                order = rng.permutation(size) if self.shuffle else np.arange(size)
+                self._order, self._epoch = order, epoch
             picked.append(self.tasks[int(self._order[position])])
             self.drawn += 1
         return picked

@@ -146,8 +146,9 @@ class Trainer:
             seed=config.seed,
         )
         self.agent = build_agent(config, self.policy, self.generator)
-        self.sampler = TaskSampler(self.env.tasks, config.seed, stream=0)
-        self.refill_sampler = TaskSampler(self.env.tasks, config.seed, stream=1)
+        shuffle = config.shuffle_tasks
+        self.sampler = TaskSampler(self.env.tasks, config.seed, stream=0, shuffle=shuffle)
+        self.refill_sampler = TaskSampler(self.env.tasks, config.seed, stream=1, shuffle=shuffle)
         self.eval_env, self.eval_tasks = self._eval_setup(eval_env)
         self.log = RunLog(self.run_dir, tensorboard=config.log.tensorboard)
         self.step = 0
