@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 G, PROMPTS_PER_STEP, MAX_NEW_TOKENS, BETA, LR = 8, 2, 64, 0.04, 1e-6
+MICRO_BATCH = 8  # sequences per forward/backward, both sides (TRL: 8 x 2 accumulation steps)
 
 
 def chain_sum_rows(count: int) -> list[dict[str, str]]:
@@ -70,16 +71,28 @@ def run_ours(steps: int, model_dir: str) -> dict[str, Any]:
             "shuffle_tasks": False,  # the same order as TRL's unshuffled dataset
             "model": {"name": model_dir, "lora": False},
             "generation": {"max_new_tokens": MAX_NEW_TOKENS, "temperature": 1.0},
-            "agent": {"name": "grpo", "lr": LR, "beta": BETA, "micro_batch_size": 16},
+            "agent": {"name": "grpo", "lr": LR, "beta": BETA, "micro_batch_size": MICRO_BATCH},
             "log": {"save_every": 0, "tensorboard": False, "progress": False},
         }
     )
-    Trainer(config, env=env).run()
+    trainer = Trainer(config, env=env)
+    cpu: list[float] = []
+    step = trainer.train_step
+
+    def timed_step(number: int) -> dict[str, float]:
+        started = time.process_time()
+        result = step(number)
+        cpu.append(time.process_time() - started)
+        return result
+
+    trainer.train_step = timed_step  # type: ignore[method-assign]
+    trainer.run()
     metrics = [
         json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     return {
         "step_seconds": [m["step_seconds"] for m in metrics],
+        "step_cpu_seconds": cpu,
         "gen_tokens": [m["gen_tokens"] for m in metrics],
         "reward_mean": [m["reward_mean"] for m in metrics],
         "peak_rss_mb": peak_rss_mb(),
@@ -103,21 +116,24 @@ def run_trl(steps: int, model_dir: str) -> dict[str, Any]:
         return [answer_reward(c[0]["content"], a) for c, a in zip(completions, answer, strict=True)]
 
     ends: list[float] = []
+    cpu_ends: list[float] = []
 
     class StepTimer(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             ends.append(time.perf_counter())
+            cpu_ends.append(time.process_time())
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             ends.append(time.perf_counter())
+            cpu_ends.append(time.process_time())
 
     out = tempfile.mkdtemp(prefix="bench-trl-")
     config = GRPOConfig(
         output_dir=out,
         use_cpu=True,
         bf16=False,
-        per_device_train_batch_size=G * PROMPTS_PER_STEP,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=MICRO_BATCH,
+        gradient_accumulation_steps=G * PROMPTS_PER_STEP // MICRO_BATCH,
         num_generations=G,
         max_completion_length=MAX_NEW_TOKENS,
         temperature=1.0,
@@ -145,6 +161,7 @@ def run_trl(steps: int, model_dir: str) -> dict[str, Any]:
     logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
     return {
         "step_seconds": [b - a for a, b in itertools.pairwise(ends)],
+        "step_cpu_seconds": [b - a for a, b in itertools.pairwise(cpu_ends)],
         "gen_tokens": [h["completions/mean_length"] * G * PROMPTS_PER_STEP for h in logs],
         "reward_mean": [h.get("reward", float("nan")) for h in logs],
         "peak_rss_mb": peak_rss_mb(),
@@ -152,11 +169,13 @@ def run_trl(steps: int, model_dir: str) -> dict[str, Any]:
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    times = result["step_seconds"]
-    steady = times[1:] or times
+    times, cpu = result["step_seconds"], result["step_cpu_seconds"]
+    steady, steady_cpu = times[1:] or times, cpu[1:] or cpu
     return {
         **result,
         "seconds_per_step": sum(steady) / len(steady),
+        # CPU time of the process (both threads): less sensitive to other load on the machine
+        "cpu_seconds_per_step": sum(steady_cpu) / len(steady_cpu),
         "gen_tokens_per_step": sum(result["gen_tokens"]) / max(len(result["gen_tokens"]), 1),
     }
 
@@ -210,9 +229,13 @@ def main() -> None:
         report["time_ratio_ours_over_trl"] = (
             results["ours"]["seconds_per_step"] / results["trl"]["seconds_per_step"]
         )
+        report["cpu_time_ratio_ours_over_trl"] = (
+            results["ours"]["cpu_seconds_per_step"] / results["trl"]["cpu_seconds_per_step"]
+        )
         report["memory_ratio_ours_over_trl"] = (
             results["ours"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"]
         )
+    report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 
 

@@ -86,7 +86,11 @@ def token_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprob ``[B, C]`` of each completion token at ``temperature``, and optionally the
     policy's entropy at each position (no gradient: a metric)."""
-    logits = completion_logits(model, batch) / temperature
+    logits = completion_logits(model, batch)
+    if temperature != 1.0:
+        # In place: the lm_head's backward does not need its output, and a copy of a
+        # batch x length x vocab tensor is the biggest allocation of the step.
+        logits = logits.div_(temperature)
     logp = gather_logprobs(logits, batch.completion_ids)
     entropy = None
     if with_entropy:
