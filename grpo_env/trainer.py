@@ -101,6 +101,13 @@ def build_agent(config: TrainConfig, policy: Policy, generator: Generator) -> An
     )
 
 
+def make_env(env_id: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return grpo_env.make(env_id, **kwargs)
+    except TypeError as err:  # a keyword the env's factory does not take
+        raise ValueError(f"environment {env_id!r} rejected its options {kwargs}: {err}") from err
+
+
 def sampling_params(config: TrainConfig) -> SamplingParams:
     gen = config.generation
     return SamplingParams(
@@ -134,7 +141,7 @@ class Trainer:
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
         if env is None:
-            env = grpo_env.make(config.env, **config.env_kwargs)
+            env = make_env(config.env, config.env_kwargs)
         self.env = unwrap_env(env)
         self.policy = load_policy(config.model)
         gen = config.generation
@@ -183,7 +190,7 @@ class Trainer:
             if not cfg.env_kwargs:
                 log.warning("eval.env_kwargs is empty: evaluating on the training env's tasks")
             kwargs = {**self.config.env_kwargs, **cfg.env_kwargs}
-            eval_env = grpo_env.make(self.config.env, **kwargs)
+            eval_env = make_env(self.config.env, kwargs)
         env = unwrap_env(eval_env)
         count = min(cfg.tasks, len(env.tasks))
         return env, [env.tasks[i] for i in range(count)]
