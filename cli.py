@@ -258,6 +258,9 @@ def train_command(
         summary = train(train_config, resume=resume, console=err_console)
     except TrainInterrupted:
         sys.exit(130)
+    except KeyboardInterrupt:  # the second Ctrl-C: stop now, the last checkpoint stands
+        err_console.print("[yellow]stopped; the last saved checkpoint stands (--resume)[/yellow]")
+        sys.exit(130)
     table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
