@@ -1,4 +1,4 @@
-"""Tiny models built from a config (no downloads), shared by the engine's tests."""
+"""Tiny models built from a config (no downloads), shared by the engine and agent tests."""
 
 from pathlib import Path
 
