@@ -19,7 +19,7 @@ from rich.table import Table
 
 import grpo_env
 from grpo_env.checks import CheckOutcome, run_env_checks
-from grpo_env.registry import UnknownIdError
+from grpo_env.registry import UnknownIdError, import_user_module
 from grpo_env.tasks import TaskFileError
 
 console = Console()
@@ -62,8 +62,21 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            "-I",
+            metavar="MODULE",
+            help="Import a module first (repeatable), so the environments and agents it "
+            "registers can be used: `grpo-env -I my_envs train --env reverse-word`. The current "
+            "directory is importable.",
+        ),
+    ] = None,
 ) -> None:
     """Reinforcement learning of language models with verifiable rewards."""
+    for module in imports or []:
+        import_user_module(module)
 
 
 # ----- envs ---------------------------------------------------------------------------------
@@ -272,6 +285,67 @@ def train_command(
         if result is not None:
             table.add_row(f"eval {name}", f"accuracy {result.accuracy:.3f} ({result.tasks} tasks)")
     console.print(table)
+
+
+# ----- check (issue 3: math) ----------------------------------------------------------------
+
+check_app = typer.Typer(
+    help="Check one answer by hand, exactly as the environments' verifiers do (for debugging).",
+    no_args_is_help=True,
+)
+app.add_typer(check_app, name="check")
+
+
+@check_app.command("math")
+def check_math(
+    gold: Annotated[
+        str,
+        typer.Option(
+            "--gold",
+            "-g",
+            help="Reference answer: a bare answer (`\\frac{1}{2}`, `72`) or a worked solution "
+            "whose last `\\boxed{}` or `#### N` holds it.",
+        ),
+    ],
+    completion: Annotated[
+        str,
+        typer.Option(
+            "--completion", "-c", help="The model's text, or `-` to read it from standard input."
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the VerifyResult as JSON.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Wall-clock limit of the check, in seconds.", min=0.01)
+    ] = 5.0,
+    last_number_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--last-number-fallback", help="Use the last number when no answer is marked."
+        ),
+    ] = False,
+) -> None:
+    """Check a completion's final answer against a reference answer.
+
+    The final answer is the content of an `<answer>` block, else the last `\\boxed{}`, else
+    `#### N`, else "the answer is ...". Exits 0 when it is correct, 1 otherwise.
+
+    Example: `grpo-env check math --gold '\\frac{1}{2}' --completion 'So it is \\boxed{0.5}.'`
+    """
+    from grpo_env.environments.math import check_answer
+
+    text = sys.stdin.read() if completion == "-" else completion
+    result = check_answer(gold, text, timeout=timeout, last_number_fallback=last_number_fallback)
+    if as_json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2))
+    else:
+        verdict = "[green]correct[/green]" if result.score >= 1.0 else "[red]incorrect[/red]"
+        console.print(f"{verdict}  score {result.score:g}  status {result.status.value}")
+        for key, value in result.details.items():
+            console.print(f"[dim]{key}:[/dim] {escape(str(value))}")
+    if result.score < 1.0:
+        raise typer.Exit(1)
 
 
 # ----- entry point --------------------------------------------------------------------------

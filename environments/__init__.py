@@ -12,3 +12,44 @@ envs.register(
     "partial_credit=True gives a quarter per part).",
     source=_BUILTIN,
 )
+
+# ----- math (issue 3) -----------------------------------------------------------------------
+_MATH = "grpo_env.environments.math.env"
+
+envs.register(
+    "math-v0",
+    f"{_MATH}:MathEnv",
+    description="Math problems with a reference answer (GSM8K or MATH form JSONL: path=...; "
+    "shipped set by default, split='test' held out). Exact answer checking, hard timeouts.",
+    source=_BUILTIN,
+)
+envs.register(
+    "math-gsm-symbolic-v0",
+    f"{_MATH}:ReasoningGymMathEnv",
+    dataset="gsm_symbolic",
+    description="reasoning-gym gsm_symbolic word problems (split='test' held out; size, seed).",
+    source=_BUILTIN,
+)
+envs.register(
+    "math-basic-arithmetic-v0",
+    f"{_MATH}:ReasoningGymMathEnv",
+    dataset="basic_arithmetic",
+    description="reasoning-gym basic_arithmetic expressions (split='test' held out).",
+    source=_BUILTIN,
+)
+envs.register(
+    "math-chain-sum-v0",
+    f"{_MATH}:ReasoningGymMathEnv",
+    dataset="chain_sum",
+    description="reasoning-gym chain_sum additions and subtractions (min_terms, max_terms, "
+    "min_digits, max_digits; split='test' held out).",
+    source=_BUILTIN,
+)
+envs.register(
+    "math-countdown-v0",
+    f"{_MATH}:ReasoningGymMathEnv",
+    dataset="countdown",
+    description="reasoning-gym countdown: reach the target with the given numbers (scored by "
+    "reasoning-gym's score_answer, full marks only; split='test' held out).",
+    source=_BUILTIN,
+)

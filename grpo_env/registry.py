@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -211,6 +213,18 @@ class _GymnasiumEntryPoint:
 
 envs: EnvRegistry = EnvRegistry("environment", "grpo_env.environments", "grpo_env.environments")
 agents: Registry[Any] = Registry("agent", "grpo_env.agents", "grpo_env.agents", versioned=False)
+
+
+def import_user_module(module: str) -> None:
+    """Import a user's module (from the current directory too) so its registrations run."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module.split(".")[0] and err.name != module:
+            raise  # the module exists but one of its own imports is missing: show that
+        raise ValueError(f"cannot import module {module!r} (not found from {os.getcwd()})") from err
 
 
 def register(id: str, entry_point: str | Callable[..., gymnasium.Env], **kwargs: Any) -> Spec:

@@ -80,7 +80,7 @@ class Rubric:
         details: dict[str, object] = {}
         total = 0.0
         for criterion in self.criteria:
-            gate_open = all(components[g] >= self._threshold(g) for g in criterion.gated_by)
+            gate_open = all(components[g] >= criterion.gate_threshold for g in criterion.gated_by)
             if not gate_open and self.skip_when_gated:
                 # Not evaluated: the raw value is recorded as 0 and the reason in details.
                 components[criterion.name] = 0.0
@@ -103,6 +103,3 @@ class Rubric:
         if status is Status.INFRA_ERROR:
             return VerifyResult(score=0.0, status=status, components=components, details=details)
         return VerifyResult(score=total, status=status, components=components, details=details)
-
-    def _threshold(self, name: str) -> float:
-        return next(c.gate_threshold for c in self.criteria if c.name == name)

@@ -162,8 +162,9 @@ class JsonlTaskSource(TaskSource):
         except KeyError as err:
             raise TaskFileError(self.path, line_no, str(err.args[0]), "missing") from err
         except ValidationError as err:
+            # Blame the row's own key (pydantic's loc may add union-member names after it).
             first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
+            field = str(first["loc"][0]) if first["loc"] else None
             raise TaskFileError(self.path, line_no, field, first["msg"]) from err
 
     def __len__(self) -> int:
@@ -280,8 +281,7 @@ class ReasoningGymSource(TaskSource):
 
 def _first_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return f"field {loc!r}: {first['msg']}" if loc else first["msg"]
+    return f"field {first['loc'][0]!r}: {first['msg']}" if first["loc"] else first["msg"]
 
 
 def _reject_duplicate_ids(tasks: list[Task], name: str) -> None:

@@ -1,0 +1,101 @@
+"""One check, start to finish, in the current process: extract the final answer, compare it
+with the reference, build the ``VerifyResult``.
+
+The worker processes run these functions; ``check_answer`` (in ``pool``) is the public,
+time-limited entry point. Results are deterministic for the same input (no durations, no
+process ids): Gymnasium's env checker compares the infos of two identical steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from grpo_env.environments.math.equivalence import answers_equal
+from grpo_env.environments.math.extraction import Extraction, extract_answer, reference_answer
+from grpo_env.environments.math.normalize import clean_answer
+from grpo_env.environments.math.structure import parse_structure
+from grpo_env.types import Status, VerifyResult
+
+NO_ANSWER = (
+    "no final answer found: expected \\boxed{...}, '#### N', 'The answer is ...' "
+    "or an <answer> block"
+)
+
+
+def check_completion(
+    gold: str, completion: str, *, last_number_fallback: bool = False
+) -> VerifyResult:
+    """Score ``completion`` against the reference ``gold`` (a bare answer, or a worked
+    solution with a box or ``####``). Score 1 or 0; ``details`` says why."""
+    reference = reference_answer(gold)
+    if not reference.strip():
+        return VerifyResult(
+            score=0.0,
+            status=Status.ERROR,
+            components={"correct": 0.0},
+            details={"reason": "the reference answer is empty"},
+        )
+    extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
+
+    def judge(candidate: str) -> tuple[bool, str]:
+        verdict = answers_equal(reference, candidate)
+        return verdict.equal, verdict.method
+
+    return judge_candidates(reference, extraction, judge)
+
+
+def check_with_scorer(
+    gold: str,
+    completion: str,
+    score: Callable[[str], float],
+    *,
+    last_number_fallback: bool = False,
+) -> VerifyResult:
+    """Like ``check_completion`` but an external ``score(answer) -> float`` (reasoning-gym's
+    own ``score_answer``) decides each candidate: full marks only."""
+    extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
+
+    def judge(candidate: str) -> tuple[bool, str]:
+        value = float(score(candidate))
+        return value >= 1.0 - 1e-9, f"reasoning-gym score {value:g}"
+
+    return judge_candidates(gold, extraction, judge)
+
+
+def judge_candidates(
+    reference: str, extraction: Extraction, judge: Callable[[str], tuple[bool, str]]
+) -> VerifyResult:
+    details: dict[str, Any] = {"reference": reference, "source": extraction.source}
+    if not extraction.found:
+        details["reason"] = NO_ANSWER
+        return _result(False, Status.INVALID_FORMAT, details)
+
+    candidates = list(extraction.answers)
+    if len(candidates) > 1 and extraction.joined and is_multi_valued(reference):
+        candidates = [extraction.joined]  # "\boxed{2}, \boxed{3}" answering "2, 3"
+
+    if len(candidates) == 1:
+        equal, method = judge(candidates[0])
+        details.update(extracted=candidates[0], method=method)
+        if not equal:
+            details["reason"] = "the answer does not match the reference"
+        return _result(equal, Status.OK, details)
+
+    verdicts = [judge(c) for c in candidates]
+    details.update(extracted=candidates, method=[m for _, m in verdicts])
+    if all(equal for equal, _ in verdicts):
+        return _result(True, Status.OK, details)  # several ways of writing one right answer
+    details["reason"] = "several different final answers: " + ", ".join(repr(c) for c in candidates)
+    return _result(False, Status.INVALID_FORMAT, details)
+
+
+def is_multi_valued(reference: str) -> bool:
+    """Whether the reference is a list, set, tuple or union (or a ``\\pm`` pair)."""
+    cleaned = clean_answer(reference)
+    return "\\pm" in cleaned or parse_structure(cleaned).kind != "leaf"
+
+
+def _result(correct: bool, status: Status, details: dict[str, Any]) -> VerifyResult:
+    value = 1.0 if correct else 0.0
+    return VerifyResult(score=value, status=status, components={"correct": value}, details=details)
