@@ -1,5 +1,9 @@
 """Advantage estimators: pure functions from rewards to advantages.
 
+GRPO's group-relative advantages first; after them, the baselines' estimators (RLOO's
+leave-one-out baseline, REINFORCE++'s token returns and global normalisation, PPO's GAE, DAPO's
+overlong penalty), each with its equation in its docstring.
+
 GRPO's baseline is the mean reward of the group of G completions sampled for one prompt:
 
     A_i = (r_i - mean(r_group)) / (std + eps)
@@ -100,3 +104,145 @@ def group_advantages(
         zero_std=zero_std,
         degenerate=degenerate,
     )
+
+
+# ----- the baselines' estimators ------------------------------------------------------------
+
+
+def _valid_or_all(rewards: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    return torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid.bool()
+
+
+def leave_one_out_advantages(
+    rewards: torch.Tensor, valid: torch.Tensor | None = None
+) -> Advantages:
+    """RLOO (Kool et al. 2019; Ahmadian et al. 2024): each sample's baseline is the mean reward
+    of the *other* valid samples of its group, ``[groups, G]`` in and out:
+
+        A_i = r_i - 1/(n-1) * sum_{j != i} r_j  =  n/(n-1) * (r_i - mean(r))
+
+    with ``n`` the group's valid samples. Masked samples get 0 and take no part; groups with
+    fewer than two valid samples are ``degenerate`` (all 0), as in ``group_advantages``.
+    """
+    base = group_advantages(rewards, valid, scale="none")
+    valid = _valid_or_all(rewards, valid)
+    count = valid.double().sum(dim=1, keepdim=True)
+    # (r_i - mean) is already exact zero where masked, zero-variance or degenerate.
+    values = base.values.double() * count / (count - 1).clamp(min=1)
+    return Advantages(
+        values=values.float(),
+        group_mean=base.group_mean,
+        group_std=base.group_std,
+        zero_std=base.zero_std,
+        degenerate=base.degenerate,
+    )
+
+
+def token_rewards(
+    scores: torch.Tensor, kl: torch.Tensor | None, mask: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Per-token rewards ``[B, C]`` of RLHF-style PPO and REINFORCE++:
+
+        r_t = -beta * KL_t  +  [t == T] * score
+
+    ``KL_t`` is a per-token estimate of the divergence from the reference (k1:
+    ``log pi_old - log pi_ref``); the verifier's ``score`` ``[B]`` arrives at the last
+    completion token ``T`` (the last position of ``mask``).
+    """
+    mask = mask.to(scores.dtype)
+    lengths = mask.sum(dim=1).long()
+    if (lengths < 1).any():
+        raise ValueError("every completion needs at least one token")
+    rewards = torch.zeros_like(mask)
+    if kl is not None and beta:
+        rewards = rewards - beta * kl.to(scores.dtype) * mask
+    rows = torch.arange(mask.shape[0], device=mask.device)
+    rewards[rows, lengths - 1] += scores
+    return rewards
+
+
+def discounted_returns(
+    rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0
+) -> torch.Tensor:
+    """Reward-to-go ``G_t = sum_{s >= t} gamma^(s-t) r_s`` per token ``[B, C]`` (REINFORCE++);
+    0 after each completion's end."""
+    mask = mask.to(rewards.dtype)
+    rewards = rewards * mask
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
+    for t in reversed(range(rewards.shape[1])):
+        running = rewards[:, t] + gamma * running
+        returns[:, t] = running
+    return returns * mask
+
+
+def whiten(
+    values: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool = True, eps: float = STD_EPS
+) -> torch.Tensor:
+    """Global (batch) normalisation over every masked-in entry (REINFORCE++, PPO):
+
+        A' = (A - mean_batch(A)) / (std_batch(A) + eps)
+
+    with the Bessel-corrected std, as in ``group_advantages``. ``shift_mean=False`` only
+    divides. Entries outside ``mask`` are 0. Fewer than two entries: returned unscaled.
+    """
+    keep = mask.bool()
+    data = values.double()
+    count = int(keep.sum())
+    if count < 2:
+        return torch.where(keep, data, torch.zeros_like(data)).to(values.dtype)
+    mean = data[keep].mean()
+    std = sample_std(data, keep)
+    centred = data - mean if shift_mean else data
+    out = centred / (std + eps)
+    return torch.where(keep, out, torch.zeros_like(out)).to(values.dtype)
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016) per token, ``[B, C]``:
+
+        delta_t = r_t + gamma * V_{t+1} - V_t        (V after the last token = 0: terminal)
+        A_t     = sum_l (gamma * lam)^l * delta_{t+l}
+        R_t     = A_t + V_t                          (the critic's regression target)
+
+    A completion cut at ``max_new_tokens`` is still terminal: the verifier scored it as it is.
+    Returns ``(advantages, returns)``, 0 after each completion's end.
+    """
+    mask = mask.to(rewards.dtype)
+    rewards = rewards * mask
+    values = values.to(rewards.dtype) * mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
+    width = rewards.shape[1]
+    for t in reversed(range(width)):
+        next_value = values[:, t + 1] if t + 1 < width else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def overlong_penalty(
+    lengths: torch.Tensor, max_tokens: int, buffer: int, factor: float = 1.0
+) -> torch.Tensor:
+    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13), added to the reward:
+
+        0                                      if |y| <= L_max - L_cache
+        ((L_max - L_cache) - |y|) / L_cache    if L_max - L_cache < |y| <= L_max
+        -1                                     if |y| > L_max
+
+    scaled by ``factor``; ``L_max`` is ``max_tokens`` and ``L_cache`` the ``buffer``.
+    """
+    if not 0 < buffer <= max_tokens:
+        raise ValueError(f"overlong buffer must be in 1..max_tokens={max_tokens}, got {buffer}")
+    start = max_tokens - buffer
+    over = (lengths.double() - start).clamp(min=0)
+    return -factor * (over / buffer).clamp(max=1.0)

@@ -94,6 +94,67 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1.0
 
 
+def k1_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """The plain log-ratio ``logp - ref`` per sampled token: unbiased for KL(pi || ref), may be
+    negative. The per-token KL penalty in the reward of RLHF PPO, RLOO and REINFORCE++."""
+    return logp - ref_logp
+
+
+def k2_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """``0.5 * (logp - ref)^2`` per sampled token: its gradient is the log-ratio times the
+    score, which makes it the right KL *loss* for REINFORCE++-baseline."""
+    return 0.5 * (logp - ref_logp).square()
+
+
+KL_ESTIMATORS = {"k1": k1_kl, "k2": k2_kl, "k3": k3_kl}
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's critic loss per token, with value clipping (as in OpenAI's baselines):
+
+        L_V = 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2)
+
+    ``clip=None`` gives the plain ``0.5 * (V - R)^2``. Returns the loss and a bool tensor of
+    where the clipped term won (its gradient is cut there).
+    """
+    plain = (values - returns).square()
+    if clip is None:
+        return 0.5 * plain, torch.zeros_like(plain, dtype=torch.bool)
+    clipped_values = old_values + (values - old_values).clamp(-clip, clip)
+    clipped = (clipped_values - returns).square()
+    return 0.5 * torch.maximum(plain, clipped), clipped > plain
+
+
+KLEstimator = Literal["k1", "k2", "k3"]
+
+
+def policy_token_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    eps_low: float,
+    eps_high: float,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    kl_estimator: KLEstimator = "k3",
+) -> tuple[torch.Tensor, SurrogateTerms, torch.Tensor | None]:
+    """Per-token ``-clipped surrogate + beta * KL(pi || ref)``, with its parts; the KL term
+    uses ``kl_estimator`` (``KL_ESTIMATORS``) and is returned (None without a reference)."""
+    terms = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
+    loss = -terms.objective
+    kl = None
+    if ref_logp is not None:
+        kl = KL_ESTIMATORS[kl_estimator](logp, ref_logp)
+        if beta:
+            loss = loss + beta * kl
+    elif beta:
+        raise ValueError("beta > 0 needs reference logprobs")
+    return loss, terms, kl
+
+
 def grpo_token_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -105,16 +166,16 @@ def grpo_token_loss(
     ref_logp: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, SurrogateTerms, torch.Tensor | None]:
     """GRPO's per-token loss ``-clipped surrogate + beta * k3 KL``, with its parts."""
-    terms = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
-    loss = -terms.objective
-    kl = None
-    if ref_logp is not None:
-        kl = k3_kl(logp, ref_logp)
-        if beta:
-            loss = loss + beta * kl
-    elif beta:
-        raise ValueError("beta > 0 needs reference logprobs")
-    return loss, terms, kl
+    return policy_token_loss(
+        logp,
+        old_logp,
+        advantages,
+        eps_low=eps_low,
+        eps_high=eps_high,
+        beta=beta,
+        ref_logp=ref_logp,
+        kl_estimator="k3",
+    )
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
