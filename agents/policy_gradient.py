@@ -92,6 +92,7 @@ class Rollout:
     mask: torch.Tensor  # [N, C] completion tokens
     policy_logp: torch.Tensor | None = None  # [N, C] scoring pass: pi_old
     ref_logp: torch.Tensor | None = None  # [N, C] scoring pass: pi_ref
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # an agent's own ([N, C])
 
     def rows(self, k: int) -> slice:
         start = sum(len(b.completion_ids) for b in self.batches[:k])
@@ -173,6 +174,10 @@ class PolicyGradientAgent(OptimizingAgent):
         """Metrics of a batch in which every sample was masked out (nothing to train on)."""
         return group_metrics(groups)
 
+    def after_policy_update(self, rollout: Rollout) -> dict[str, float]:
+        """More learning on the same batch (PPO's critic); its metrics."""
+        return {}
+
     def token_loss(
         self,
         logp: torch.Tensor,
@@ -205,14 +210,16 @@ class PolicyGradientAgent(OptimizingAgent):
         if not samples:
             metrics = {**self.empty_batch_metrics(groups), **metrics, "lr": self.lr}
             return metrics
+        started = time.perf_counter()  # the scoring pass is training work too
         rollout = self.prepare(groups, samples)
         advantages, adv_metrics = self.sample_advantages(rollout)
         metrics = {**adv_metrics, **metrics}
-        started = time.perf_counter()
         stats = self.optimize_policy(rollout, advantages)
+        more = self.after_policy_update(rollout)
         elapsed = time.perf_counter() - started
         self.generator.sync_weights()
         metrics.update(self.stats_metrics(stats))
+        metrics.update(more)
         metrics["train_seconds"] = elapsed
         metrics["train_tokens_per_s"] = stats.tokens / self.config.mu / max(elapsed, 1e-9)
         return metrics
@@ -397,8 +404,13 @@ def reward_matrix(groups: Sequence[Group]) -> tuple[torch.Tensor, torch.Tensor]:
     return rewards, valid
 
 
-def advantage_metrics(adv: Advantages, groups: Sequence[Group]) -> dict[str, float]:
-    _, valid = reward_matrix(groups)
+def advantage_metrics(
+    adv: Advantages, groups: Sequence[Group], valid: torch.Tensor | None = None
+) -> dict[str, float]:
+    """Group statistics and the advantages' range over ``valid`` entries (default: all but
+    infra errors)."""
+    if valid is None:
+        _, valid = reward_matrix(groups)
     values = adv.values[valid]
     return {
         "frac_zero_std": float(adv.zero_std.float().mean()),
@@ -433,3 +445,23 @@ def value_range(prefix: str, values: torch.Tensor) -> dict[str, float]:
 def samples_at(matrix: torch.Tensor, samples: Sequence[TrainSample]) -> torch.Tensor:
     """Entries ``[group, index]`` of a ``[groups, G]`` matrix for each training sample: ``[N]``."""
     return torch.stack([matrix[s.group, s.index] for s in samples])
+
+
+def sample_matrix(rollout: Rollout, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``values`` ``[N]`` laid out as ``[groups, G]``, and which entries are training
+    samples (masked ones are 0 and invalid): the inverse of ``samples_at``."""
+    width = max(len(g) for g in rollout.groups)
+    matrix = torch.zeros(len(rollout.groups), width, dtype=values.dtype)
+    valid = torch.zeros(len(rollout.groups), width, dtype=torch.bool)
+    for sample, value in zip(rollout.samples, values, strict=True):
+        matrix[sample.group, sample.index] = value
+        valid[sample.group, sample.index] = True
+    return matrix, valid
+
+
+def sequence_kl(rollout: Rollout) -> torch.Tensor | None:
+    """Sum over each completion of the k1 KL estimate ``log pi_old - log pi_ref``: ``[N]``
+    (None without a scoring pass or a reference)."""
+    if rollout.policy_logp is None or rollout.ref_logp is None:
+        return None
+    return ((rollout.policy_logp - rollout.ref_logp) * rollout.mask).sum(dim=1)
