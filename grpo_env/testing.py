@@ -115,3 +115,72 @@ def toy_model_dir(directory: str | Path, *, pad_is_eos: bool = False, seed: int 
     """A tiny Llama + tokenizer over digits and '=' (the next-digit task's vocabulary)."""
     tokenizer = char_tokenizer(DIGITS + "=", pad_is_eos=pad_is_eos)
     return save_tiny_model(directory, tokenizer, tiny_llama(tokenizer, seed=seed))
+
+
+def toy_learning_run(
+    directory: str | Path,
+    agent: dict[str, Any],
+    seed: int,
+    *,
+    steps: int = 100,
+    max_new_tokens: int = 2,
+) -> tuple[list[float], Any]:
+    """The learning tests' run: a fresh tiny Llama (full fine-tuning) trained by ``agent`` (an
+    ``[agent]`` table) on the next-digit task, 8 prompts x 8 samples per step, evaluated
+    greedily on the 10 tasks before and after. Returns the per-step mean rewards and the
+    ``TrainSummary``."""
+    import json
+
+    from grpo_env.config import validate_config
+    from grpo_env.trainer import Trainer
+
+    directory = Path(directory)
+    out = directory / f"{agent['name']}-seed{seed}"
+    model = toy_model_dir(directory / f"model-seed{seed}", seed=seed)
+    config = validate_config(
+        {
+            "env": "next-digit",
+            "steps": steps,
+            "group_size": 8,
+            "prompts_per_step": 8,
+            "seed": seed,
+            "out": str(out),
+            "model": {"name": str(model), "lora": False},
+            "generation": {"max_new_tokens": max_new_tokens, "temperature": 1.0},
+            "agent": agent,
+            "log": {"save_every": 0, "tensorboard": False, "progress": False},
+            "eval": {"tasks": 10},
+        }
+    )
+    summary = Trainer(config, env=next_digit_env(), eval_env=next_digit_env()).run()
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["reward_mean"] for line in lines], summary
+
+
+# ----- a fake installed distribution, for plugin tests -------------------------------------
+
+
+def fake_distribution(
+    directory: str | Path,
+    name: str,
+    entry_points: dict[str, dict[str, str]],
+    modules: dict[str, str] | None = None,
+) -> Path:
+    """Write what ``pip install`` would leave in site-packages for a package ``name`` that
+    declares ``entry_points`` (``{group: {name: "module:attr"}}``) and ships ``modules``
+    (``{module name: source}``). Put the returned directory on ``sys.path`` (or
+    ``PYTHONPATH``) and ``importlib.metadata`` finds the entry points."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = directory / f"{name.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+    lines = []
+    for group, points in entry_points.items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{key} = {value}" for key, value in points.items())
+        lines.append("")
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    for module, source in (modules or {}).items():
+        (directory / f"{module}.py").write_text(source)
+    return directory
