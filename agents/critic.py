@@ -48,7 +48,9 @@ class ValueModel(nn.Module):
     def __init__(self, body: nn.Module, hidden_size: int):
         super().__init__()
         self.body = body
-        self.head = nn.Linear(hidden_size, 1)
+        # skip_init: a default Linear would draw its init from the global RNG and shift the
+        # sampling stream of this run against the other agents'.
+        self.head = torch.nn.utils.skip_init(nn.Linear, hidden_size, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 

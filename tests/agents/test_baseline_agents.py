@@ -369,3 +369,29 @@ def test_unknown_agent_options_name_the_valid_ones(tmp_path, toy_model):
     )
     with pytest.raises(ConfigError, match=r"valid keys: .*lam"):
         Trainer(config, env=next_digit_env())
+
+
+def test_every_agent_draws_the_same_first_batch(tmp_path, toy_model):
+    """Fair comparisons: building an agent (critic, reference...) must not move the RNG, so
+    with one seed every agent samples the very same completions of the same tasks first."""
+    first = {}
+    for name in [*LEARNERS, "frozen"]:
+        config = validate_config(
+            {
+                "env": "toy",
+                "steps": 1,
+                "group_size": 4,
+                "prompts_per_step": 3,
+                "seed": 5,
+                "out": str(tmp_path / name),
+                "model": {"name": str(toy_model)},
+                "generation": {"max_new_tokens": 3},
+                "agent": {"name": name},
+                "log": {"sample_groups": 3, "progress": False, "tensorboard": False},
+            }
+        )
+        Trainer(config, env=next_digit_env()).run()
+        lines = (tmp_path / name / "samples.jsonl").read_text().splitlines()
+        first[name] = [(row["task_id"], row["completion"]) for row in map(json.loads, lines)]
+    assert len(first["grpo"]) == 12
+    assert all(samples == first["grpo"] for samples in first.values()), first
