@@ -78,6 +78,7 @@ class RunResult(BaseModel):
     eval_final: float | None  # ... after the last step
     eval_final_reward: float | None
     eval_tasks: int
+    eval_split: str | None = None  # the eval env's split (None: the env has no held-out split)
     final_reward: float  # mean of the last tenth of the steps
     best_reward: float  # best moving average (window: a tenth of the steps)
     seconds_per_step: float
@@ -253,6 +254,7 @@ def collect_result(config: TrainConfig, wall_seconds: float) -> RunResult:
         eval_final=final["accuracy"] if final else None,
         eval_final_reward=final["mean_reward"] if final else None,
         eval_tasks=int(final["tasks"]) if final else 0,
+        eval_split=config.eval.env_kwargs.get("split", config.env_kwargs.get("split")),
         final_reward=float(np.mean(rewards[-window:])),
         best_reward=float(smoothed.max()),
         seconds_per_step=float(np.mean([r["step_seconds"] for r in rows])),

@@ -128,8 +128,12 @@ def _cell(row: AgentRow, key: str) -> str:
     if key in ("eval_before", "best_reward"):
         return f"{value:.3f}"
     if key == "seconds_per_step":
-        return f"{value:.1f}"
+        return f"{value:.2f}" if value < 10 else f"{value:.1f}"
     return f"{value:.0f}"
+
+
+def table_cells(row: AgentRow) -> list[str]:
+    return [_cell(row, key) for key, _ in COLUMNS]
 
 
 def markdown_table(rows: Sequence[AgentRow]) -> str:
@@ -137,7 +141,7 @@ def markdown_table(rows: Sequence[AgentRow]) -> str:
     rule = "|" + "|".join("---" if key == "agent" else "---:" for key, _ in COLUMNS) + "|"
     lines = [header, rule]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row, key) for key, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(table_cells(row)) + " |")
     return "\n".join(lines)
 
 
@@ -211,6 +215,13 @@ def write_report(
     title = f"{env}, {model}"
     window = plot_curves(out / "reward_curves.png", results, title=title)
     eval_tasks = max((r.eval_tasks for r in results), default=0)
+    splits = {r.eval_split for r in results}
+    if splits == {"test"}:
+        where = f"{eval_tasks} held-out tasks (split test)"
+    elif splits == {None}:
+        where = f"{eval_tasks} of the env's own tasks (it has no held-out split)"
+    else:
+        where = f"{eval_tasks} tasks of split(s) {', '.join(sorted(map(str, splits)))}"
     lines = [
         f"# Comparison on {env}",
         "",
@@ -222,8 +233,7 @@ def write_report(
         "",
         "![mean reward per step](reward_curves.png)",
         "",
-        f"- held-out accuracy: greedy, {eval_tasks} held-out tasks, before training and after "
-        "the last step;",
+        f"- held-out accuracy: greedy, on {where}, before training and after the last step;",
         "- final reward: mean training reward over the last tenth of the steps; best reward: "
         "the best moving average over windows of that size;",
         "- s/step: seconds per training step (generation + update); gen tok/s: generated "
