@@ -427,8 +427,11 @@ def eval_command(
         int | None, typer.Option("--tasks", help="Evaluate the first N tasks (default: all).")
     ] = None,
     split: Annotated[
-        str, typer.Option("--split", help="Task split: test (held out, default) or train.")
-    ] = "test",
+        str | None,
+        typer.Option(
+            "--split", help="Task split (default: test, held out, where the env has one)."
+        ),
+    ] = None,
     temperature: Annotated[
         float | None,
         typer.Option("--temperature", help="Default: 0 (greedy) for 1 sample, else 1.0."),
@@ -659,7 +662,10 @@ def main(argv: list[str] | None = None) -> Any:
     except USER_ERRORS as err:
         if os.environ.get("GRPO_ENV_DEBUG"):
             raise
-        err_console.print(f"[red]error:[/red] {_one_line(err)}", highlight=False)
+        # escape: messages name TOML tables ("[agent]"); soft_wrap: one line, however long
+        err_console.print(
+            f"[red]error:[/red] {escape(_one_line(err))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
 
 

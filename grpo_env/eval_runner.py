@@ -47,7 +47,7 @@ class EvalOptions(BaseModel):
     checkpoint: str | None = None
     samples: int = Field(1, ge=1)
     tasks: int | None = Field(None, ge=1, description="first N tasks of the split (None: all)")
-    split: str | None = "test"
+    split: str | None = Field(None, description="None: test when the env has splits")
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(None, ge=0, description="None: 0 for 1 sample, else 1")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -88,25 +88,27 @@ class RescoreOptions(BaseModel):
 
 
 def make_split_env(env_id: str, split: str | None, kwargs: dict[str, Any]) -> tuple[Any, str]:
-    """The environment on ``split`` (when its factory takes one), and a note of what was used.
+    """The environment on its held-out split, and a note of which tasks that is.
 
-    ``split`` given by the user but not supported is an error; the default ``test`` split
-    falls back to the environment's own tasks with a warning.
+    ``split=None`` (the default) means ``"test"`` when the environment's factory takes a
+    ``split``, else its own tasks (with a warning). A split named explicitly must exist.
     """
-    if split is None or "split" in kwargs:
-        return grpo_env.make(env_id, **kwargs), f"split {kwargs.get('split', '-')}"
+    if "split" in kwargs:
+        return grpo_env.make(env_id, **kwargs), f"split {kwargs['split']}"
     try:
-        return grpo_env.make(env_id, split=split, **kwargs), f"split {split}"
+        return grpo_env.make(env_id, split=split or "test", **kwargs), f"split {split or 'test'}"
     except TypeError as err:
         if "split" not in str(err):
             raise ValueError(f"environment {env_id!r} rejected its options: {err}") from err
+        if split is not None:
+            raise ValueError(f"environment {env_id!r} has no split {split!r} (no splits)") from err
     log.warning("%s has no held-out split: using its tasks", env_id)
     return grpo_env.make(env_id, **kwargs), "its own tasks (no held-out split)"
 
 
 def supports_split(env_id: str, kwargs: dict[str, Any]) -> bool:
     """Whether ``env_id`` can be made on its held-out split (``split="test"``)."""
-    env, where = make_split_env(env_id, "test", kwargs)
+    env, where = make_split_env(env_id, None, kwargs)
     env.close()
     return where == "split test"
 
