@@ -190,6 +190,12 @@ class GRPOAgent(OptimizingAgent):
                     batch = cpu_batch.to(policy.device)
                     advantages = torch.tensor([s.advantage for s in chunk], device=policy.device)
                     first = iteration == 0
+                    if first:
+                        # The reference pass first: its transient memory is freed before the
+                        # policy's graph is built, which lowers the step's peak.
+                        ref.append(
+                            self.reference.logprobs(batch, temperature) if self.reference else None
+                        )
                     with policy.autocast():
                         logp, entropy = token_logprobs(
                             policy.model, batch, temperature, with_entropy=first
@@ -197,9 +203,6 @@ class GRPOAgent(OptimizingAgent):
                     if first:
                         # pi_old is the sampling policy: this very forward pass, detached.
                         old.append(logp.detach())
-                        ref.append(
-                            self.reference.logprobs(batch, temperature) if self.reference else None
-                        )
                     per_token, terms, kl = grpo_token_loss(
                         logp,
                         old[k],
