@@ -306,6 +306,10 @@ class PolicyGradientAgent(OptimizingAgent):
                     batch = cpu_batch.to(policy.device)
                     adv = rollout.part(advantages, k).to(policy.device)
                     first = iteration == 0
+                    if first:
+                        # The reference pass first: its transient memory is freed before the
+                        # policy's graph is built, which lowers the step's peak.
+                        ref.append(self._reference_logp(rollout, k, batch))
                     with policy.autocast():
                         logp, entropy = token_logprobs(
                             policy.model, batch, temperature, with_entropy=first
@@ -313,7 +317,6 @@ class PolicyGradientAgent(OptimizingAgent):
                     if first:
                         # pi_old is the sampling policy: this very forward pass, detached.
                         old.append(logp.detach())
-                        ref.append(self._reference_logp(rollout, k, batch))
                     per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
                     loss = aggregate(per_token, batch.completion_mask, norm)
                     loss.backward()

@@ -105,7 +105,7 @@ def gather_logprobs(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tens
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def entropy_from_logits(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+def entropy_from_logits(logits: torch.Tensor, chunk: int = 2) -> torch.Tensor:
     """Entropy of ``softmax(logits)`` over the last dim, a few rows at a time (memory)."""
     parts = []
     for rows in logits.split(chunk, dim=0):
