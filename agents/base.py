@@ -107,17 +107,8 @@ class OptimizingAgent(Agent):
         params = self.policy.trainable_parameters()
         if not params:
             raise ValueError("the policy has no trainable parameters")
-        cfg = self.config
-        self.optimizer = torch.optim.AdamW(
-            params,
-            lr=cfg.lr,
-            betas=(cfg.adam_beta1, cfg.adam_beta2),
-            eps=cfg.adam_eps,
-            weight_decay=cfg.weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lr_lambda_for(cfg.lr_schedule, cfg.warmup_steps, self.optimizer_steps_total),
+        self.optimizer, self.scheduler = adamw_with_schedule(
+            params, self.config, self.optimizer_steps_total
         )
 
     @property
@@ -127,13 +118,12 @@ class OptimizingAgent(Agent):
 
     def optimizer_step(self) -> float:
         """Clip, step, schedule; the gradient norm before clipping."""
-        params = self.policy.trainable_parameters()
-        limit = self.config.max_grad_norm or math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, limit)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(grad_norm)
+        return clip_and_step(
+            self.policy.trainable_parameters(),
+            self.optimizer,
+            self.scheduler,
+            self.config.max_grad_norm,
+        )
 
     @property
     def lr(self) -> float:
@@ -149,6 +139,37 @@ class OptimizingAgent(Agent):
         state = torch.load(directory / "optimizer.pt", map_location=self.policy.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+def adamw_with_schedule(
+    params: list[torch.nn.Parameter], cfg: AgentConfig, total_steps: int, lr: float | None = None
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``params`` with ``cfg``'s knobs (``lr`` overrides its rate), and its
+    learning-rate schedule over ``total_steps`` optimiser steps."""
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=cfg.lr if lr is None else lr,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )
+    schedule = lr_lambda_for(cfg.lr_schedule, cfg.warmup_steps, total_steps)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def clip_and_step(
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_grad_norm: float,
+) -> float:
+    """Clip the gradient norm (0: no clipping), step, advance the schedule, drop the
+    gradients; returns the norm before clipping."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm or math.inf)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm)
 
 
 def lr_lambda_for(schedule: str, warmup: int, total: int) -> Any:

@@ -33,7 +33,7 @@ import torch
 from pydantic import Field
 
 from grpo_env.agents.advantages import gae, token_rewards, whiten
-from grpo_env.agents.base import lr_lambda_for
+from grpo_env.agents.base import adamw_with_schedule, clip_and_step
 from grpo_env.agents.critic import ValueModel
 from grpo_env.agents.losses import (
     LossAggregation,
@@ -79,16 +79,8 @@ class PPOAgent(PolicyGradientAgent):
         cfg = self.config
         self.critic = ValueModel.from_policy_model(self.policy.model)
         self.critic.eval()
-        self.critic_optimizer = torch.optim.AdamW(
-            self.critic.trainable_parameters(),
-            lr=cfg.critic_lr or cfg.lr,
-            betas=(cfg.adam_beta1, cfg.adam_beta2),
-            eps=cfg.adam_eps,
-            weight_decay=cfg.weight_decay,
-        )
-        self.critic_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.critic_optimizer,
-            lr_lambda_for(cfg.lr_schedule, cfg.warmup_steps, self.optimizer_steps_total),
+        self.critic_optimizer, self.critic_scheduler = adamw_with_schedule(
+            self.critic.trainable_parameters(), cfg, self.optimizer_steps_total, cfg.critic_lr
         )
 
     @property
@@ -175,13 +167,12 @@ class PPOAgent(PolicyGradientAgent):
         }
 
     def _critic_step(self) -> float:
-        params = self.critic.trainable_parameters()
-        limit = self.config.max_grad_norm or float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, limit)
-        self.critic_optimizer.step()
-        self.critic_scheduler.step()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        return float(grad_norm)
+        return clip_and_step(
+            self.critic.trainable_parameters(),
+            self.critic_optimizer,
+            self.critic_scheduler,
+            self.config.max_grad_norm,
+        )
 
     # ----- persistence --------------------------------------------------------------------
 
