@@ -58,9 +58,9 @@ class ValueModel(nn.Module):
     def from_policy_model(cls, model: nn.Module) -> ValueModel:
         """A critic built from a deep copy of ``model`` (its own weights, same architecture)."""
         body = copy.deepcopy(decoder_of(model))
-        reference = next(body.parameters())
         critic = cls(body, int(body.config.hidden_size))
-        critic.head.to(device=reference.device, dtype=reference.dtype)
+        # The head stays float32 whatever the body's dtype: values are regression targets.
+        critic.head.to(device=next(body.parameters()).device, dtype=torch.float32)
         return critic
 
     def forward(self, batch: TokenBatch) -> torch.Tensor:
@@ -72,8 +72,9 @@ class ValueModel(nn.Module):
             position_ids=batch.position_ids[:, :-1],
             use_cache=False,
         )
-        hidden = output.last_hidden_state[:, -width:]
-        return self.head(hidden).squeeze(-1).float()
+        hidden = output.last_hidden_state[:, -width:].float()
+        with torch.autocast(hidden.device.type, enabled=False):  # the head in float32
+            return self.head(hidden).squeeze(-1)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
