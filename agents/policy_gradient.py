@@ -28,6 +28,7 @@ truncations masked (8).
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -166,9 +167,9 @@ class PolicyGradientAgent(OptimizingAgent):
 
     # ----- what subclasses define ---------------------------------------------------------
 
+    @abstractmethod
     def sample_advantages(self, rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
         """Advantages ``[N]`` (one per completion) or ``[N, C]`` (per token), and metrics."""
-        raise NotImplementedError
 
     def empty_batch_metrics(self, groups: Sequence[Group]) -> dict[str, float]:
         """Metrics of a batch in which every sample was masked out (nothing to train on)."""
@@ -224,7 +225,9 @@ class PolicyGradientAgent(OptimizingAgent):
         metrics["train_tokens_per_s"] = stats.tokens / self.config.mu / max(elapsed, 1e-9)
         return metrics
 
-    def training_samples(self, groups: Sequence[Group]) -> tuple[list[TrainSample], dict]:
+    def training_samples(
+        self, groups: Sequence[Group]
+    ) -> tuple[list[TrainSample], dict[str, float]]:
         """The completions the loss sees: infra errors (and, if asked, truncations) left out."""
         samples: list[TrainSample] = []
         infra = truncated = 0
