@@ -5,7 +5,13 @@ import torch
 
 from grpo_env.config import ModelConfig
 from grpo_env.generation import HFGenerator, SamplingParams
-from grpo_env.logprobs import entropy_from_logits, gather_logprobs, pack_sequences, token_logprobs
+from grpo_env.logprobs import (
+    _checkpointing,
+    entropy_from_logits,
+    gather_logprobs,
+    pack_sequences,
+    token_logprobs,
+)
 from grpo_env.models import load_policy
 
 
@@ -111,6 +117,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(toy_model):
         config = ModelConfig(name=str(toy_model), lora=False, gradient_checkpointing=checkpointing)
         policy = load_policy(config)
         policy.model.train()
+        assert _checkpointing(policy.model) == checkpointing  # so the flat pass is taken
         logp, _ = token_logprobs(policy.model, batch, 1.0)
         (logp * batch.completion_mask).sum().backward()
         grads.append({n: p.grad for n, p in policy.model.named_parameters()})
