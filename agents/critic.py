@@ -19,12 +19,14 @@ for token t come from.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from grpo_env.logprobs import TokenBatch
+from grpo_env.logprobs import TokenBatch, completion_outputs
 
 WEIGHTS = "critic.safetensors"
 
@@ -40,6 +42,12 @@ def decoder_of(model: nn.Module) -> nn.Module:
     if not hasattr(base, prefix):
         raise TypeError(f"cannot find the transformer body of {type(base).__name__}")
     return getattr(base, prefix)
+
+
+@dataclass
+class ValueOutput:
+    logits: torch.Tensor  # [B, L, 1] values, named as a causal LM's output is
+    past_key_values: Any
 
 
 class ValueModel(nn.Module):
@@ -63,18 +71,35 @@ class ValueModel(nn.Module):
         critic.head.to(device=next(body.parameters()).device, dtype=torch.float32)
         return critic
 
-    def forward(self, batch: TokenBatch) -> torch.Tensor:
-        """Values ``[B, C]`` (float32) of the states before each completion token."""
-        width = batch.completion_ids.shape[1]
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        logits_to_keep: int = 0,
+        use_cache: bool = False,
+        past_key_values: Any = None,
+    ) -> ValueOutput:
+        """A causal LM's call, values in place of logits (``[B, L, 1]``), so the shared
+        forward of ``grpo_env.logprobs`` (prompts run once per group) serves the critic too."""
         output = self.body(
-            input_ids=batch.input_ids[:, :-1],
-            attention_mask=batch.attention_mask[:, :-1],
-            position_ids=batch.position_ids[:, :-1],
-            use_cache=False,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
         )
-        hidden = output.last_hidden_state[:, -width:].float()
+        hidden = output.last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
         with torch.autocast(hidden.device.type, enabled=False):  # the head in float32
-            return self.head(hidden).squeeze(-1)
+            values = self.head(hidden.float())
+        return ValueOutput(logits=values, past_key_values=output.past_key_values)
+
+    def values(self, batch: TokenBatch, *, share_prompts: bool | None = None) -> torch.Tensor:
+        """Values ``[B, C]`` (float32) of the states before each completion token."""
+        parts = completion_outputs(self, batch, share_prompts=share_prompts)
+        return torch.cat(parts, dim=1).squeeze(-1)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

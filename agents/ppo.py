@@ -94,7 +94,7 @@ class PPOAgent(PolicyGradientAgent):
         values = []
         for cpu_batch in rollout.batches:
             with self.policy.autocast():
-                values.append(self.critic(cpu_batch.to(self.policy.device)).cpu())
+                values.append(self.critic.values(cpu_batch.to(self.policy.device)).cpu())
         rollout.extras["values"] = rollout.stack(values)
 
     def sample_advantages(self, rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
@@ -137,7 +137,7 @@ class PPOAgent(PolicyGradientAgent):
                 for k, cpu_batch in enumerate(rollout.batches):
                     batch = cpu_batch.to(device)
                     with self.policy.autocast():
-                        values = self.critic(batch)
+                        values = self.critic.values(batch)
                     per_token, was_clipped = clipped_value_loss(
                         values,
                         rollout.part(old_values, k).to(device),

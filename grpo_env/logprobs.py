@@ -100,9 +100,7 @@ def token_logprobs(
 
     ``share_prompts`` None picks the shared-prompt pass unless gradient checkpointing is on.
     """
-    if share_prompts is None:
-        share_prompts = not (model.training and _checkpointing(model))
-    parts = _shared_logits(model, batch) if share_prompts else [_flat_logits(model, batch)]
+    parts = completion_outputs(model, batch, share_prompts=share_prompts)
     logps, entropies = [], []
     column = 0
     for logits in parts:
@@ -119,6 +117,18 @@ def token_logprobs(
         column += width
     logp = torch.cat(logps, dim=1)
     return logp, torch.cat(entropies, dim=1) if with_entropy else None
+
+
+def completion_outputs(
+    model: nn.Module, batch: TokenBatch, *, share_prompts: bool | None = None
+) -> list[torch.Tensor]:
+    """``model``'s outputs (its ``.logits``: token logits, or a critic's values) at the
+    positions that predict each completion token, as column blocks to concatenate: ``[B, C, *]``
+    in all. ``model`` takes a causal LM's arguments (``logits_to_keep``, ``past_key_values``).
+    ``share_prompts`` None shares prompts unless gradient checkpointing is on."""
+    if share_prompts is None:
+        share_prompts = not (model.training and _checkpointing(model))
+    return _shared_logits(model, batch) if share_prompts else [_flat_logits(model, batch)]
 
 
 def _checkpointing(model: nn.Module) -> bool:

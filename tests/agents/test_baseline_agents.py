@@ -279,6 +279,19 @@ def test_ppo_critic_is_a_separate_copy_of_the_network(toy_model, lora):
         assert all(p.requires_grad for p in critic.parameters())
 
 
+@pytest.mark.parametrize("lora", [True, False])
+def test_critic_values_are_the_same_with_shared_prompts(toy_model, lora):
+    agent = make_agent("ppo", toy_model, lora=lora)
+    torch.nn.init.normal_(agent.critic.head.weight, generator=torch.Generator().manual_seed(0))
+    batch = prepared(agent, groups_for(agent)).batches[0]
+    assert len(batch.prompt_ids) < len(batch.completion_ids)  # prompts really are shared
+    mask = batch.completion_mask
+    shared = agent.critic.values(batch, share_prompts=True)
+    flat = agent.critic.values(batch, share_prompts=False)
+    assert shared.shape == mask.shape and shared.abs().max() > 0
+    assert torch.allclose(shared * mask, flat * mask, atol=1e-5)
+
+
 def test_ppo_critic_learns_the_returns(toy_model):
     agent = make_agent("ppo", toy_model, lr=1e-2, mu=4, value_clip=None)
     groups = groups_for(agent, prompts=4, group_size=6)
