@@ -162,6 +162,7 @@ class Trainer:
         self._stop_requested = False
         self._boundary: dict[str, Any] = {}
         self._last_saved = -1
+        self._progress_bar: Progress | None = None
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
@@ -214,8 +215,9 @@ class Trainer:
         interrupted = False
         try:
             with self._sigint_guard(), self._progress() as progress:
+                self._progress_bar = progress
                 task = progress.add_task(
-                    "train", total=cfg.steps, completed=self.step, reward="-", seconds="-"
+                    "train steps", total=cfg.steps, completed=self.step, reward="-", seconds="-"
                 )
                 if self.eval_env is not None and self.step == 0:
                     eval_before = self._evaluate(0)
@@ -318,9 +320,22 @@ class Trainer:
         max_new = cfg.eval.max_new_tokens or cfg.generation.max_new_tokens
         state = capture_rng_state()  # evaluation must not shift the training RNG stream
         started = time.perf_counter()
+        progress = self._progress_bar
+        bar = None
+        if progress is not None:
+            bar = progress.add_task(
+                f"eval tasks (step {step})", total=len(self.eval_tasks), reward="-", seconds="-"
+            )
         result = evaluate_greedy(
-            self.eval_env, self.policy, self.generator, self.eval_tasks, max_new_tokens=max_new
+            self.eval_env,
+            self.policy,
+            self.generator,
+            self.eval_tasks,
+            max_new_tokens=max_new,
+            on_batch=(lambda done: progress.update(bar, advance=done)) if bar is not None else None,
         )
+        if progress is not None and bar is not None:
+            progress.remove_task(bar)
         restore_rng_state(state)
         self.log.evaluation(step, {**result.model_dump(), "seconds": time.perf_counter() - started})
         self.console.print(
@@ -394,7 +409,7 @@ class Trainer:
         return Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
             TextColumn("reward {task.fields[reward]}"),
             TextColumn("{task.fields[seconds]} s/step"),
             TimeElapsedColumn(),
