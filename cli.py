@@ -162,6 +162,133 @@ def _print_outcomes(env_id: str, outcomes: list[CheckOutcome], as_json: bool) ->
     console.print(table)
 
 
+# ----- train (GRPO and the other agents; logic in grpo_env.trainer) -------------------------
+
+
+@app.command("train", no_args_is_help=True)
+def train_command(
+    env: Annotated[
+        str | None, typer.Option("--env", help="Environment id, e.g. math-chain-sum or format-v0.")
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent: grpo (default), ppo, rloo... (grpo-env agents list)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Local model dir, embedded model (smollm2-135m-instruct, the default) or hub id.",
+        ),
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps.")] = None,
+    group_size: Annotated[
+        int | None, typer.Option("--group-size", help="G: completions sampled per prompt.")
+    ] = None,
+    prompts_per_step: Annotated[
+        int | None, typer.Option("--prompts-per-step", help="B: prompts (groups) per step.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", help="Completion length limit (tokens).")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Run directory (metrics, samples, checkpoints).")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="TOML file with any knob; options override it.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (task order, sampling).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
+    beta: Annotated[
+        float | None, typer.Option("--beta", help="KL weight (0: no reference model).")
+    ] = None,
+    lora: Annotated[
+        bool | None, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Generation backend: hf or vllm (CUDA).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto (default), cpu, cuda, cuda:N.")
+    ] = None,
+    save_every: Annotated[
+        int | None, typer.Option("--save-every", help="Checkpoint every K steps.")
+    ] = None,
+    eval_tasks: Annotated[
+        int | None,
+        typer.Option("--eval-tasks", help="Held-out tasks evaluated greedily before and after."),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any config key, e.g. --set agent.mu=2 (repeatable)."),
+    ] = None,
+) -> None:
+    """Train a policy on an environment with GRPO (or another agent).
+
+    Example, on the embedded default model:
+
+        grpo-env train --env math-chain-sum --steps 100 --out runs/chain-sum
+
+    Writes DIR/metrics.jsonl (one line per step), DIR/samples.jsonl, TensorBoard events in
+    DIR/tb and checkpoints in DIR/checkpoints. Ctrl-C saves a checkpoint after the current
+    step; --resume continues exactly where it stopped. Every knob can be set in a TOML file
+    (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
+    """
+    from grpo_env.config import build_train_config, parse_assignment
+    from grpo_env.trainer import TrainInterrupted, train
+
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("env", env),
+        ("agent.name", agent),
+        ("model.name", model),
+        ("steps", steps),
+        ("group_size", group_size),
+        ("prompts_per_step", prompts_per_step),
+        ("generation.max_new_tokens", max_new_tokens),
+        ("out", out),
+        ("seed", seed),
+        ("agent.lr", lr),
+        ("agent.beta", beta),
+        ("model.lora", lora),
+        ("generation.temperature", temperature),
+        ("generation.backend", backend),
+        ("model.device", device),
+        ("log.save_every", save_every),
+        ("eval.tasks", eval_tasks),
+    ):
+        if value is not None:
+            overrides[key] = value
+    for setting in settings or []:
+        key, value = parse_assignment(setting)
+        overrides[key] = value
+    train_config = build_train_config(config, overrides, resume=resume)
+    try:
+        summary = train(train_config, resume=resume, console=err_console)
+    except TrainInterrupted:
+        sys.exit(130)
+    except KeyboardInterrupt:  # the second Ctrl-C: stop now, the last checkpoint stands
+        err_console.print("[yellow]stopped; the last saved checkpoint stands (--resume)[/yellow]")
+        sys.exit(130)
+    table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("run dir", summary.run_dir)
+    table.add_row("checkpoint", summary.checkpoint or "-")
+    if "reward_mean" in summary.last_metrics:
+        table.add_row("last reward", f"{summary.last_metrics['reward_mean']:.3f}")
+    for name, result in (("before", summary.eval_before), ("after", summary.eval_after)):
+        if result is not None:
+            table.add_row(f"eval {name}", f"accuracy {result.accuracy:.3f} ({result.tasks} tasks)")
+    console.print(table)
+
+
 # ----- check (issue 3: math) ----------------------------------------------------------------
 
 check_app = typer.Typer(
@@ -384,6 +511,310 @@ def _progress(message: str) -> None:
     err_console.print(f"[dim]{escape(message)}[/dim]")
 
 
+# ----- agents, eval, rescore, compare (issue 6; logic in grpo_env.eval_runner, .compare) ----
+
+agents_app = typer.Typer(
+    help="List the agents (GRPO, the baselines, plugins).", no_args_is_help=True
+)
+app.add_typer(agents_app, name="agents")
+
+
+@agents_app.command("list")
+def agents_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every agent `--agent NAME` accepts: built-in ones and plugins (entry points)."""
+    from grpo_env.registry import agents as agent_registry
+
+    specs = agent_registry.specs()
+    if as_json:
+        rows = [{"name": s.id, "description": s.description, "source": s.source} for s in specs]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(specs)} agents", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("source", style="dim")
+    for spec in specs:
+        table.add_row(spec.id, spec.description, spec.source)
+    console.print(table)
+
+
+def _env_kwargs(settings: list[str] | None) -> dict[str, Any]:
+    from grpo_env.config import parse_assignment
+
+    return dict(parse_assignment(s) for s in settings or [])
+
+
+def _print_eval_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    table = Table(
+        title=f"{report.env}: {report.tasks} tasks x {report.samples_per_task} samples "
+        f"(temperature {report.temperature})",
+        title_justify="left",
+    )
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in {**report.pass_at, **report.maj_at}.items():
+        table.add_row(name, f"{value:.3f}")
+    table.add_row("mean reward", f"{report.mean_reward:.3f}")
+    for name, value in report.reward_components.items():
+        table.add_row(f"  {name}", f"{value:.3f}")
+    for name, count in report.statuses.items():
+        table.add_row(f"status {name}", str(count))
+    table.add_row("length mean / median / max", f"{report.length_mean:.1f} / "
+                  f"{report.length_median:.0f} / {report.length_max}")  # fmt: skip
+    table.add_row("truncated", f"{report.truncated:.1%}")
+    console.print(table)
+    console.print(
+        f"[dim]samples: {report.samples_file}  (re-score: grpo-env rescore FILE --env ID)"
+    )
+
+
+@app.command("eval", no_args_is_help=True)
+def eval_command(
+    env: Annotated[str, typer.Option("--env", help="Environment id, e.g. math-chain-sum.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Local model dir, embedded model name, or hub id."),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option("--checkpoint", help="A run dir (latest checkpoint), a checkpoint dir."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", "-k", help="K samples per task.")] = 1,
+    tasks: Annotated[
+        int | None, typer.Option("--tasks", help="Evaluate the first N tasks (default: all).")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="Task split (default: test, held out, where the env has one)."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", help="Default: 0 (greedy) for 1 sample, else 1.0."),
+    ] = None,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling.")] = 1.0,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="Completion length limit.")
+    ] = 256,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Sequences per generate call.")
+    ] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Reward at which a sample counts as correct.")
+    ] = 1.0,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Per-sample JSONL (default runs/eval/ENV-MODEL-kK.jsonl)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the evaluation in --out.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
+    env_settings: Annotated[
+        list[str] | None,
+        typer.Option("--env-set", help="Environment option KEY=VALUE (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Evaluate a model or a trained checkpoint: K samples per held-out task.
+
+    Reports pass@1, unbiased pass@k (Chen et al. 2021) and maj@k for k = 1, 2, 4, ... K, the
+    mean reward and each component, how many samples timed out, failed on infrastructure or
+    had an invalid format, and completion lengths. Every sample is written to a JSONL file as
+    it is scored; `grpo-env rescore FILE --env ID` scores it again without regenerating.
+
+        grpo-env eval --env math-chain-sum --model smollm2-135m-instruct --samples 8
+        grpo-env eval --env math-chain-sum --checkpoint runs/chain-sum --samples 8 --json
+    """
+    from pathlib import Path
+
+    from grpo_env.eval_runner import EvalOptions, run_eval
+
+    options = EvalOptions(
+        env=env,
+        model=model,
+        checkpoint=checkpoint,
+        samples=samples,
+        tasks=tasks,
+        split=split,
+        env_kwargs=_env_kwargs(env_settings),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        threshold=threshold,
+        device=device,
+        out=Path(out) if out else None,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    _print_eval_report(run_eval(options, console=err_console), as_json)
+
+
+@app.command("rescore", no_args_is_help=True)
+def rescore_command(
+    file: Annotated[str, typer.Argument(help="Samples JSONL written by grpo-env eval.")],
+    env: Annotated[str, typer.Option("--env", help="Environment whose verifier scores again.")],
+    out: Annotated[
+        str | None, typer.Option("--out", help="Where to write (default FILE.rescored.jsonl).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Reward at which a sample counts as correct.")
+    ] = 1.0,
+    env_settings: Annotated[
+        list[str] | None,
+        typer.Option("--env-set", help="Environment option KEY=VALUE (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score an evaluation's completions again (a fixed or changed verifier), without
+    regenerating them; prints the same report as `grpo-env eval`. The original file is kept."""
+    from pathlib import Path
+
+    from grpo_env.eval_runner import RescoreOptions, run_rescore
+
+    options = RescoreOptions(
+        file=Path(file),
+        env=env,
+        env_kwargs=_env_kwargs(env_settings),
+        out=Path(out) if out else None,
+        threshold=threshold,
+    )
+    _print_eval_report(run_rescore(options), as_json)
+
+
+@app.command("compare", no_args_is_help=True)
+def compare_command(
+    env: Annotated[str | None, typer.Option("--env", help="Environment id.")] = None,
+    out: Annotated[
+        str, typer.Option("--out", help="Comparison directory (runs, results, report).")
+    ] = "runs/compare",
+    agents: Annotated[
+        str | None,
+        typer.Option("--agents", help="Comma-separated agents (default grpo,ppo,rloo,frozen)."),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="A count (3: seeds 0,1,2) or a list (0,5).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps per run.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Local model dir, embedded model, or hub id.")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="TOML: a run's configuration plus a [compare] table."),
+    ] = None,
+    group_size: Annotated[
+        int | None, typer.Option("--group-size", help="G: completions per prompt.")
+    ] = None,
+    prompts_per_step: Annotated[
+        int | None, typer.Option("--prompts-per-step", help="B: prompts per step.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option("--max-new-tokens", help="Completion length limit.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (every agent).")] = None,
+    lora: Annotated[
+        bool | None, typer.Option("--lora/--full", help="LoRA adapters or full fine-tuning.")
+    ] = None,
+    eval_tasks: Annotated[
+        int | None,
+        typer.Option("--eval-tasks", help="Held-out tasks evaluated before and after (50)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda.")] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any run config key, e.g. --set agent.beta=0.02 (all agents)."),
+    ] = None,
+    agent_settings: Annotated[
+        list[str] | None,
+        typer.Option("--agent-set", help="One agent's option, e.g. --agent-set ppo.lam=0.9."),
+    ] = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Rewrite the report from finished runs only.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Compare agents on one environment: same tasks, same seeds, same budget.
+
+        grpo-env compare --env math-chain-sum --agents grpo,ppo,rloo,frozen \\
+            --steps 30 --seeds 2 --out runs/compare-chain-sum
+
+    Each agent/seed is one `grpo-env train` run in its own process (fresh memory measurement;
+    a crash loses that run only), in DIR/runs/AGENT-seedS. Results are appended to
+    DIR/results.jsonl as runs finish; the same command again skips finished runs and resumes
+    interrupted ones (more agents or seeds later: only the new runs run). Writes
+    DIR/compare.md, DIR/compare.csv (one row per agent), DIR/runs.csv (one per run) and
+    DIR/reward_curves.png. Shared `[agent]` options go to every agent that has the knob.
+    """
+    from pathlib import Path
+
+    from grpo_env.compare import build_compare_options, parse_agent_setting, parse_seeds
+    from grpo_env.compare_report import compare_and_report
+    from grpo_env.config import parse_assignment
+
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("steps", steps),
+        ("model.name", model),
+        ("group_size", group_size),
+        ("prompts_per_step", prompts_per_step),
+        ("generation.max_new_tokens", max_new_tokens),
+        ("agent.lr", lr),
+        ("model.lora", lora),
+        ("eval.tasks", eval_tasks),
+        ("model.device", device),
+    ):
+        if value is not None:
+            overrides[key] = value
+    for setting in settings or []:
+        key, value = parse_assignment(setting)
+        overrides[key] = value
+    per_agent: dict[str, dict[str, Any]] = {}
+    for setting in agent_settings or []:
+        name, key, value = parse_agent_setting(setting)
+        per_agent.setdefault(name, {})[key] = value
+    options = build_compare_options(
+        env=env,
+        out=Path(out),
+        config_file=Path(config) if config else None,
+        overrides=overrides,
+        agents=[a.strip() for a in agents.split(",") if a.strip()] if agents else None,
+        seeds=parse_seeds(seeds) if seeds else None,
+        agent_options=per_agent,
+    )
+    try:
+        summary = compare_and_report(options, console=err_console, report_only=report_only)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]stopped; the same command resumes the comparison[/yellow]")
+        sys.exit(130)
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+    else:
+        from grpo_env.compare_report import COLUMNS, table_cells
+
+        table = Table(title=f"compare: {summary.out}", title_justify="left")
+        for key, title in COLUMNS:
+            table.add_column(title, justify="left" if key == "agent" else "right", no_wrap=True)
+        for row in summary.agents:
+            table.add_row(*table_cells(row))
+        console.print(table)
+        console.print(
+            f"[dim]report: {summary.out}/compare.md, plot: {summary.out}/reward_curves.png"
+        )
+    if summary.failed:
+        sys.exit(1)
+
+
 # ----- entry point --------------------------------------------------------------------------
 
 
@@ -393,7 +824,10 @@ def main(argv: list[str] | None = None) -> Any:
     except USER_ERRORS as err:
         if os.environ.get("GRPO_ENV_DEBUG"):
             raise
-        err_console.print(f"[red]error:[/red] {_one_line(err)}", highlight=False)
+        # escape: messages name TOML tables ("[agent]"); soft_wrap: one line, however long
+        err_console.print(
+            f"[red]error:[/red] {escape(_one_line(err))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
 
 

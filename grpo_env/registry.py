@@ -215,6 +215,9 @@ envs: EnvRegistry = EnvRegistry("environment", "grpo_env.environments", "grpo_en
 agents: Registry[Any] = Registry("agent", "grpo_env.agents", "grpo_env.agents", versioned=False)
 
 
+_USER_MODULES: list[str] = []
+
+
 def import_user_module(module: str) -> None:
     """Import a user's module (from the current directory too) so its registrations run."""
     if "" not in sys.path and os.getcwd() not in sys.path:
@@ -225,6 +228,14 @@ def import_user_module(module: str) -> None:
         if err.name != module.split(".")[0] and err.name != module:
             raise  # the module exists but one of its own imports is missing: show that
         raise ValueError(f"cannot import module {module!r} (not found from {os.getcwd()})") from err
+    if module not in _USER_MODULES:
+        _USER_MODULES.append(module)
+
+
+def user_modules() -> list[str]:
+    """Modules imported with ``import_user_module`` (``grpo-env -I``), in order: commands that
+    start child processes (``grpo-env compare``) pass them on."""
+    return list(_USER_MODULES)
 
 
 def register(id: str, entry_point: str | Callable[..., gymnasium.Env], **kwargs: Any) -> Spec:

@@ -12,6 +12,7 @@ import pytest
 
 import grpo_env
 from grpo_env import Task, UnknownIdError, VerifiableEnv
+from grpo_env.registry import agents as agent_registry
 from grpo_env.registry import envs, split_id
 
 
@@ -84,7 +85,7 @@ def test_registered_envs_are_visible_to_gymnasium(scratch_registry):
 
 
 def test_agents_registry_uses_plain_names(monkeypatch):
-    monkeypatch.setattr(grpo_env.agents, "_specs", dict(grpo_env.agents._specs))
+    monkeypatch.setattr(agent_registry, "_specs", dict(agent_registry._specs))
     grpo_env.register_agent("my-agent", lambda lr=0.1: {"lr": lr})
     assert grpo_env.make_agent("my-agent", lr=0.5) == {"lr": 0.5}
     with pytest.raises(UnknownIdError, match="unknown agent"):
