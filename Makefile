@@ -41,6 +41,11 @@ sandbox-image: setup
 	  $(BIN)/grpo-env sandbox build || $(BIN)/grpo-env sandbox build --offline; \
 	fi
 
+# The main job: GRPO on the embedded default model (see bench/train_chain_sum.toml).
+# More options after ARGS=, e.g. make train ARGS="--steps 80 --lr 1e-4".
+train: setup
+	$(BIN)/grpo-env train --config bench/train_chain_sum.toml --out $(OUT) $(ARGS)
+
 test: setup sandbox-image
 	$(BIN)/python -m pytest
 
