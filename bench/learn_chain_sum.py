@@ -1,9 +1,11 @@
 """The learning result: GRPO on reasoning-gym chain_sum (2 terms, 1-2 digits) with SmolLM2-135M.
 
-Until the math environment (``math-chain-sum``) lands, this script registers a stand-in,
-``chain-sum-local-v0``: tasks from ``grpo_env.tasks.ReasoningGymSource`` (train split for
-training, the disjoint held-out split for evaluation) scored by a simple answer check (the
-last integer in the completion must equal the answer). It then runs the real CLI,
+The README's figure was measured with this script's own environment, ``chain-sum-local-v0``:
+tasks from ``grpo_env.tasks.ReasoningGymSource`` (train split for training, the disjoint
+held-out split for evaluation) scored by a simple answer check (the last integer in the
+completion must equal the answer). The packaged equivalent is ``math-chain-sum`` with
+``last_number_fallback=True`` (``bench/train_chain_sum.toml``, what ``make train`` runs); the
+script keeps its stand-in so the published figure reproduces as measured. It then runs the real CLI,
 
     grpo-env train --config bench/chain_sum.toml --out DIR [options...]
 
