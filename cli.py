@@ -165,6 +165,17 @@ def _print_outcomes(env_id: str, outcomes: list[CheckOutcome], as_json: bool) ->
 # ----- train (GRPO and the other agents; logic in grpo_env.trainer) -------------------------
 
 
+def _config_overrides(
+    options: tuple[tuple[str, Any], ...], settings: list[str] | None
+) -> dict[str, Any]:
+    """Config overrides from the options given (None: not given), then each --set KEY=VALUE."""
+    from grpo_env.config import parse_assignment
+
+    overrides = {key: value for key, value in options if value is not None}
+    overrides.update(parse_assignment(setting) for setting in settings or [])
+    return overrides
+
+
 @app.command("train", no_args_is_help=True)
 def train_command(
     env: Annotated[
@@ -240,34 +251,31 @@ def train_command(
     step; --resume continues exactly where it stopped. Every knob can be set in a TOML file
     (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
     """
-    from grpo_env.config import build_train_config, parse_assignment
+    from grpo_env.config import build_train_config
     from grpo_env.trainer import TrainInterrupted, train
 
-    overrides: dict[str, Any] = {}
-    for key, value in (
-        ("env", env),
-        ("agent.name", agent),
-        ("model.name", model),
-        ("steps", steps),
-        ("group_size", group_size),
-        ("prompts_per_step", prompts_per_step),
-        ("generation.max_new_tokens", max_new_tokens),
-        ("out", out),
-        ("seed", seed),
-        ("agent.lr", lr),
-        ("agent.beta", beta),
-        ("model.lora", lora),
-        ("generation.temperature", temperature),
-        ("generation.backend", backend),
-        ("model.device", device),
-        ("log.save_every", save_every),
-        ("eval.tasks", eval_tasks),
-    ):
-        if value is not None:
-            overrides[key] = value
-    for setting in settings or []:
-        key, value = parse_assignment(setting)
-        overrides[key] = value
+    overrides = _config_overrides(
+        (
+            ("env", env),
+            ("agent.name", agent),
+            ("model.name", model),
+            ("steps", steps),
+            ("group_size", group_size),
+            ("prompts_per_step", prompts_per_step),
+            ("generation.max_new_tokens", max_new_tokens),
+            ("out", out),
+            ("seed", seed),
+            ("agent.lr", lr),
+            ("agent.beta", beta),
+            ("model.lora", lora),
+            ("generation.temperature", temperature),
+            ("generation.backend", backend),
+            ("model.device", device),
+            ("log.save_every", save_every),
+            ("eval.tasks", eval_tasks),
+        ),
+        settings,
+    )
     train_config = build_train_config(config, overrides, resume=resume)
     try:
         summary = train(train_config, resume=resume, console=err_console)
@@ -760,25 +768,21 @@ def compare_command(
 
     from grpo_env.compare import build_compare_options, parse_agent_setting, parse_seeds
     from grpo_env.compare_report import compare_and_report
-    from grpo_env.config import parse_assignment
 
-    overrides: dict[str, Any] = {}
-    for key, value in (
-        ("steps", steps),
-        ("model.name", model),
-        ("group_size", group_size),
-        ("prompts_per_step", prompts_per_step),
-        ("generation.max_new_tokens", max_new_tokens),
-        ("agent.lr", lr),
-        ("model.lora", lora),
-        ("eval.tasks", eval_tasks),
-        ("model.device", device),
-    ):
-        if value is not None:
-            overrides[key] = value
-    for setting in settings or []:
-        key, value = parse_assignment(setting)
-        overrides[key] = value
+    overrides = _config_overrides(
+        (
+            ("steps", steps),
+            ("model.name", model),
+            ("group_size", group_size),
+            ("prompts_per_step", prompts_per_step),
+            ("generation.max_new_tokens", max_new_tokens),
+            ("agent.lr", lr),
+            ("model.lora", lora),
+            ("eval.tasks", eval_tasks),
+            ("model.device", device),
+        ),
+        settings,
+    )
     per_agent: dict[str, dict[str, Any]] = {}
     for setting in agent_settings or []:
         name, key, value = parse_agent_setting(setting)
