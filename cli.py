@@ -140,7 +140,9 @@ def envs_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Check an environment: Gymnasium's env checker, seed determinism, the gold answer
-    scores full marks, an empty answer scores nothing. Exits 1 if any check fails."""
+    scores full marks, an empty answer scores nothing, and adversarial probes (the prompt
+    echoed, the question restated, near misses, junk) score nothing where the env has a
+    reference answer. Exits 1 if any check fails."""
     spec = grpo_env.envs.resolve(env_id)
     outcomes = run_env_checks(spec.id, seed=seed)
     _print_outcomes(spec.id, outcomes, as_json)

@@ -4,6 +4,9 @@
 2. Seed determinism: the same seed gives the same task; several seeds reach several tasks.
 3. The gold completion (where the env has one) earns the full reward with status ``ok``.
 4. An empty completion earns nothing.
+5. Adversarial probes (``grpo_env.probes``), where the env declares a reference answer: the
+   prompt echoed, the question restated, the reference with a contradicting relation or a
+   second answer, near misses, empty and junk answers all score 0, on several tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from gymnasium.utils.env_checker import check_env
 from pydantic import BaseModel
 
 from grpo_env.env import VerifiableEnv
+from grpo_env.probes import failed_probes, run_probes
 from grpo_env.registry import envs
 from grpo_env.types import Status
 
@@ -39,6 +43,7 @@ def run_env_checks(env_id: str, seed: int = 0) -> list[CheckOutcome]:
             ("seed determinism", _seed_determinism),
             ("gold completion scores full marks", _gold_scores_full),
             ("empty completion scores 0", _empty_scores_zero),
+            ("adversarial probes score 0", _probes_score_zero),
         ]
         return [_guarded(name, check, base, seed) for name, check in checks]
     finally:
@@ -103,4 +108,36 @@ def _empty_scores_zero(env: VerifiableEnv, seed: int) -> CheckOutcome:
         name="",
         passed=reward == 0.0 and result.status is not Status.INFRA_ERROR,
         detail=f"reward {reward:g}, status {result.status}",
+    )
+
+
+PROBE_TASKS = 3
+
+
+def _probes_score_zero(env: VerifiableEnv, seed: int) -> CheckOutcome:
+    outcomes = []
+    for k in range(PROBE_TASKS):
+        env.reset(seed=seed + k)
+        assert env.task is not None
+        outcomes += [(env.task, o) for o in run_probes(env, env.task, seed=seed + k)]
+    if not outcomes:
+        return CheckOutcome(name="", passed=None, detail="this env declares no reference answer")
+    failed = [(task, o) for task, o in outcomes if o in failed_probes([o])]
+    if failed:
+        task, first = failed[0]
+        shown = (
+            first.probe.completion
+            if len(first.probe.completion) <= 80
+            else (first.probe.completion[:77] + "...")
+        )
+        return CheckOutcome(
+            name="",
+            passed=False,
+            detail=f"{len(failed)} of {len(outcomes)} probes scored; first: task {task.id}, "
+            f"{first.probe.name}: {shown!r} scored {first.score:g} ({first.status})",
+        )
+    return CheckOutcome(
+        name="",
+        passed=True,
+        detail=f"{len(outcomes)} probes on {PROBE_TASKS} tasks all scored 0",
     )

@@ -101,6 +101,12 @@ class VerifiableEnv(gym.Env[Messages, str]):
         (used by ``grpo-env envs check`` and tests). None when there is none."""
         return None
 
+    def reference_answer(self, task: Task) -> str | None:
+        """The task's reference final answer, where it has one (``42``, ``\\frac{1}{2}``).
+        Envs that declare one get the adversarial probes of ``grpo-env envs check``
+        (``grpo_env.probes``): the question restated, near misses and junk must score 0."""
+        return None
+
     def score_many(self, task: Task, completions: Sequence[str]) -> list[VerifyResult]:
         """Score several single-turn completions of one task (a GRPO group).
 

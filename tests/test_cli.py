@@ -37,7 +37,7 @@ def test_envs_check_passes_on_format():
     result = grpo_env_cli("envs", "check", "format-v0", "--json")
     assert result.returncode == 0, result.stderr
     checks = json.loads(result.stdout)["checks"]
-    assert [c["passed"] for c in checks] == [True, True, True, True]
+    assert [c["passed"] for c in checks] == [True, True, True, True, None]  # no reference
 
 
 def test_unknown_env_is_one_clear_line_and_exit_2():

@@ -8,13 +8,22 @@ process ids): Gymnasium's env checker compares the infos of two identical steps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from grpo_env.environments.math.answer_form import (
+    AnswerKind,
+    asserted_value,
+    has_relation,
+    is_number,
+    restates_question,
+)
 from grpo_env.environments.math.equivalence import answers_equal
 from grpo_env.environments.math.extraction import Extraction, extract_answer, reference_answer
 from grpo_env.environments.math.normalize import clean_answer
 from grpo_env.environments.math.structure import parse_structure
+from grpo_env.probes import question_expressions
 from grpo_env.types import Status, VerifyResult
 
 NO_ANSWER = (
@@ -24,10 +33,19 @@ NO_ANSWER = (
 
 
 def check_completion(
-    gold: str, completion: str, *, last_number_fallback: bool = False
+    gold: str,
+    completion: str,
+    *,
+    last_number_fallback: bool = False,
+    question: str | None = None,
+    answer_kind: AnswerKind = "expression",
 ) -> VerifyResult:
     """Score ``completion`` against the reference ``gold`` (a bare answer, or a worked
-    solution with a box or ``####``). Score 1 or 0; ``details`` says why."""
+    solution with a box or ``####``). Score 1 or 0; ``details`` says why.
+
+    ``question`` (the prompt the model answered) lets the checker refuse the question
+    restated as its own answer; ``answer_kind`` says whether the answer must be a number
+    (see ``answer_form``)."""
     reference = reference_answer(gold)
     if not reference.strip():
         return VerifyResult(
@@ -37,12 +55,36 @@ def check_completion(
             details={"reason": "the reference answer is empty"},
         )
     extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
+    if extraction.source == "last_number" and question:
+        # The last number of a restated question ("so 4 + 7") is not the model's answer.
+        extraction = extract_answer(mask_question(completion, question), last_number_fallback=True)
+    reads_relations = not has_relation(reference)
 
     def judge(candidate: str) -> tuple[bool, str]:
+        if reads_relations:
+            value = asserted_value(candidate)
+            if value is None:
+                return False, "states no value"
+            candidate = value
+        if not candidate.strip():
+            return False, "empty answer"
+        if question and restates_question(candidate, question, reference):
+            return False, "restates the question"
+        if answer_kind == "number" and not is_number(candidate):
+            return False, "not a number"
         verdict = answers_equal(reference, candidate)
         return verdict.equal, verdict.method
 
     return judge_candidates(reference, extraction, judge)
+
+
+def mask_question(completion: str, question: str) -> str:
+    """``completion`` with every copy of the question's expressions blanked out."""
+    for expression in question_expressions(question):
+        tokens = re.findall(r"\\[A-Za-z]+|\d+(?:[.,]\d+)*|\S", expression)
+        pattern = r"\s*".join(re.escape(t) for t in tokens)
+        completion = re.sub(pattern, " ", completion)
+    return completion
 
 
 def check_with_scorer(
@@ -79,7 +121,9 @@ def judge_candidates(
         equal, method = judge(candidates[0])
         details.update(extracted=candidates[0], method=method)
         if not equal:
-            details["reason"] = "the answer does not match the reference"
+            details["reason"] = _MISMATCH_REASONS.get(
+                method, "the answer does not match the reference"
+            )
         return _result(equal, Status.OK, details)
 
     verdicts = [judge(c) for c in candidates]
@@ -88,6 +132,14 @@ def judge_candidates(
         return _result(True, Status.OK, details)  # several ways of writing one right answer
     details["reason"] = "several different final answers: " + ", ".join(repr(c) for c in candidates)
     return _result(False, Status.INVALID_FORMAT, details)
+
+
+_MISMATCH_REASONS = {
+    "restates the question": "the answer restates the question instead of answering it",
+    "not a number": "the task asks for a number; the answer is not one",
+    "empty answer": "the answer is empty",
+    "states no value": "the answer is a relation that states no value (a side is missing)",
+}
 
 
 def is_multi_valued(reference: str) -> bool:

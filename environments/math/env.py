@@ -22,9 +22,16 @@ from typing import Any, Literal
 
 from grpo_env.env import VerifiableEnv
 from grpo_env.environments.format import check_format, format_result
+from grpo_env.environments.math.answer_form import ANSWER_KINDS, AnswerKind
 from grpo_env.environments.math.data import ShippedSplit, load_math_jsonl, shipped_math_tasks
-from grpo_env.environments.math.pool import DEFAULT_TIMEOUT_S, CheckerPool, shared_pool
+from grpo_env.environments.math.pool import (
+    DEFAULT_TIMEOUT_S,
+    CheckerPool,
+    check_request,
+    shared_pool,
+)
 from grpo_env.environments.math.sources import BlockIndexedReasoningGymSource
+from grpo_env.probes import prompt_text
 from grpo_env.rubric import Criterion, CriterionFn, Rubric
 from grpo_env.tasks import ReasoningGymSource, Split, TaskSource
 from grpo_env.types import Task, VerifyResult
@@ -41,6 +48,8 @@ MATH_FORMAT_SYSTEM_PROMPT = (
 SELF_SCORED_DATASETS = frozenset({"countdown"})
 # Generators too slow to scan in order (countdown solves each puzzle): generated on demand.
 SLOW_GENERATORS = frozenset({"countdown"})
+# reasoning-gym datasets whose task is to compute a number: the answer must be a numeral.
+NUMBER_DATASETS = frozenset({"chain_sum", "basic_arithmetic", "gsm_symbolic"})
 Scorer = Literal["auto", "math", "reasoning_gym"]
 
 
@@ -59,9 +68,13 @@ class _MathRewardEnv(VerifiableEnv):
         pool: CheckerPool | None,
         render_mode: str | None,
         max_completion_chars: int,
+        answer_kind: AnswerKind | None,
     ):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if answer_kind is not None and answer_kind not in ANSWER_KINDS:
+            raise ValueError(f"answer_kind must be one of {ANSWER_KINDS}, got {answer_kind!r}")
+        self.answer_kind = answer_kind
         self.require_format = require_format
         self.format_weight = format_weight
         self.timeout = timeout
@@ -85,8 +98,24 @@ class _MathRewardEnv(VerifiableEnv):
     def _preload(self) -> dict[str, Any] | None:
         return None
 
-    def _gold_answer(self, task: Task) -> str | None:
+    def reference_answer(self, task: Task) -> str | None:
         return None if task.answer is None else str(task.answer)
+
+    def task_answer_kind(self, task: Task) -> AnswerKind:
+        """What the task's answer must be: the env's ``answer_kind`` when given, else a
+        number for GSM8K-form tasks and any equivalent expression otherwise."""
+        if self.answer_kind is not None:
+            return self.answer_kind
+        return "number" if task.metadata.get("format") == "gsm8k" else "expression"
+
+    def _check_request(self, task: Task, completion: str) -> dict[str, Any]:
+        return check_request(
+            str(task.answer),
+            completion,
+            last_number_fallback=self.last_number_fallback,
+            question=prompt_text(task),
+            answer_kind=self.task_answer_kind(task),
+        )
 
     # ----- scoring --------------------------------------------------------------------------
 
@@ -129,7 +158,7 @@ class _MathRewardEnv(VerifiableEnv):
         return [rubric.score(task, c) for c in completions]
 
     def gold_completion(self, task: Task) -> str | None:
-        answer = self._gold_answer(task)
+        answer = self.reference_answer(task)
         if answer is None:
             return None
         final = f"The final answer is $\\boxed{{{answer}}}$."
@@ -154,6 +183,9 @@ class MathEnv(_MathRewardEnv):
         timeout: wall-clock limit of one check, in seconds.
         last_number_fallback: accept the last number of an answer with no marked answer.
         pool: the checker pool (default: the shared one).
+        answer_kind: ``"number"`` or ``"expression"`` (see
+            ``environments.math.answer_form``); default: a number for GSM8K-form tasks, any
+            equivalent expression for MATH-form tasks.
     """
 
     def __init__(
@@ -170,6 +202,7 @@ class MathEnv(_MathRewardEnv):
         pool: CheckerPool | None = None,
         render_mode: str | None = None,
         max_completion_chars: int = 100_000,
+        answer_kind: AnswerKind | None = None,
     ):
         if tasks is not None and path is not None:
             raise ValueError("pass tasks or path, not both")
@@ -192,17 +225,13 @@ class MathEnv(_MathRewardEnv):
             pool=pool,
             render_mode=render_mode,
             max_completion_chars=max_completion_chars,
+            answer_kind=answer_kind,
         )
 
     def _request(self, task: Task, completion: str) -> dict[str, Any]:
         if task.answer is None or not str(task.answer).strip():
             raise ValueError(f"task {task.id} has no reference answer")
-        return {
-            "op": "check",
-            "gold": str(task.answer),
-            "completion": completion,
-            "last_number_fallback": self.last_number_fallback,
-        }
+        return self._check_request(task, completion)
 
 
 class ReasoningGymMathEnv(_MathRewardEnv):
@@ -218,6 +247,8 @@ class ReasoningGymMathEnv(_MathRewardEnv):
         scorer: ``"math"`` (answer equivalence), ``"reasoning_gym"`` (the dataset's own
             ``score_answer``, full marks only) or ``"auto"`` (reasoning-gym's for datasets
             with many right answers, such as countdown).
+        answer_kind: what the answer must be (default: ``"number"`` for the arithmetic
+            datasets chain_sum, basic_arithmetic and gsm_symbolic, else ``"expression"``).
         **config: passed to ``reasoning_gym.create_dataset`` (``min_terms=2``...).
 
     The other arguments are those of ``MathEnv``.
@@ -240,6 +271,7 @@ class ReasoningGymMathEnv(_MathRewardEnv):
         pool: CheckerPool | None = None,
         render_mode: str | None = None,
         max_completion_chars: int = 100_000,
+        answer_kind: AnswerKind | None = None,
         **config: Any,
     ):
         if scorer not in ("auto", "math", "reasoning_gym"):
@@ -265,16 +297,12 @@ class ReasoningGymMathEnv(_MathRewardEnv):
             pool=pool,
             render_mode=render_mode,
             max_completion_chars=max_completion_chars,
+            answer_kind=answer_kind or ("number" if dataset in NUMBER_DATASETS else None),
         )
 
     def _request(self, task: Task, completion: str) -> dict[str, Any]:
         if self.scorer == "math":
-            return {
-                "op": "check",
-                "gold": str(task.answer),
-                "completion": completion,
-                "last_number_fallback": self.last_number_fallback,
-            }
+            return self._check_request(task, completion)
         entry = {
             "question": task.prompt if isinstance(task.prompt, str) else "",
             "answer": task.answer,

@@ -174,14 +174,17 @@ class CheckerPool:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        question: str | None = None,
+        answer_kind: str = "expression",
     ) -> VerifyResult:
         """Check one completion against a reference answer (see ``check_answer``)."""
-        request = {
-            "op": "check",
-            "gold": gold,
-            "completion": completion,
-            "last_number_fallback": last_number_fallback,
-        }
+        request = check_request(
+            gold,
+            completion,
+            last_number_fallback=last_number_fallback,
+            question=question,
+            answer_kind=answer_kind,
+        )
         return self.run(request, timeout=timeout)
 
     def check_many(
@@ -190,15 +193,13 @@ class CheckerPool:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        answer_kind: str = "expression",
     ) -> list[VerifyResult]:
         """Check several (gold, completion) pairs concurrently; results in input order."""
         requests = [
-            {
-                "op": "check",
-                "gold": gold,
-                "completion": completion,
-                "last_number_fallback": last_number_fallback,
-            }
+            check_request(
+                gold, completion, last_number_fallback=last_number_fallback, answer_kind=answer_kind
+            )
             for gold, completion in pairs
         ]
         return self.run_many(requests, timeout=timeout)
@@ -367,12 +368,33 @@ def _close_pools() -> None:
         pool.close()
 
 
+def check_request(
+    gold: str,
+    completion: str,
+    *,
+    last_number_fallback: bool = False,
+    question: str | None = None,
+    answer_kind: str = "expression",
+) -> dict[str, Any]:
+    """The worker request of one math check (see ``check_answer`` for the fields)."""
+    return {
+        "op": "check",
+        "gold": gold,
+        "completion": completion,
+        "last_number_fallback": last_number_fallback,
+        "question": question,
+        "answer_kind": answer_kind,
+    }
+
+
 def check_answer(
     gold: str,
     completion: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     last_number_fallback: bool = False,
+    question: str | None = None,
+    answer_kind: str = "expression",
     pool: CheckerPool | None = None,
 ) -> VerifyResult:
     """Score a completion's final answer against a reference answer.
@@ -386,6 +408,10 @@ def check_answer(
             starts it; past it the worker is killed and the result is ``timeout``.
         last_number_fallback: when no final answer is marked, use the last number in the
             text (off by default: it rewards ending on any number).
+        question: the prompt the model answered; an answer that restates its expressions
+            scores 0 (``answer_form.restates_question``).
+        answer_kind: ``"number"`` (the answer must be a numeral) or ``"expression"`` (any
+            equivalent form: the default).
         pool: the worker pool to use (default: the shared one).
 
     Returns:
@@ -395,5 +421,10 @@ def check_answer(
         (the checker raised on this input) or ``infra_error`` (a worker crashed).
     """
     return (pool or shared_pool()).check(
-        gold, completion, timeout=timeout, last_number_fallback=last_number_fallback
+        gold,
+        completion,
+        timeout=timeout,
+        last_number_fallback=last_number_fallback,
+        question=question,
+        answer_kind=answer_kind,
     )

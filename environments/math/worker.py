@@ -6,7 +6,8 @@ request per line and writes one JSON response per line on the pipes it was given
 a library prints goes to stderr, so the protocol channel stays clean.
 
 Requests:
-- ``{"op": "check", "gold", "completion", "last_number_fallback"}``: a math check.
+- ``{"op": "check", "gold", "completion", "last_number_fallback", "question",
+  "answer_kind"}``: a math check (``pool.check_request`` builds it).
 - ``{"op": "load_dataset", "dataset", "config"}``: build a reasoning-gym dataset once (its
   import takes seconds and must not count against a check's time limit).
 - ``{"op": "dataset_check", "dataset", "config", "entry", "completion", ...}``: score with
@@ -51,6 +52,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
                 request["gold"],
                 request["completion"],
                 last_number_fallback=bool(request.get("last_number_fallback", False)),
+                question=request.get("question"),
+                answer_kind=request.get("answer_kind", "expression"),
             )
         elif op == "load_dataset":
             _load_dataset(request["dataset"], request.get("config", {}))
