@@ -297,6 +297,32 @@ def train_command(
         if result is not None:
             table.add_row(f"eval {name}", f"accuracy {result.accuracy:.3f} ({result.tasks} tasks)")
     console.print(table)
+    for name, result in (("before", summary.eval_before), ("after", summary.eval_after)):
+        if result is not None and result.samples:
+            _print_samples(f"greedy completions {name} training", result.samples)
+
+
+def _print_samples(title: str, samples: list[Any]) -> None:
+    """A few scored completions under an accuracy: a number is believed with its samples."""
+    console.print(f"[bold]{escape(title)}[/bold] (right, then wrong):")
+    for sample in samples:
+        mark = "[green]✓[/green]" if sample.score >= 1.0 else "[red]✗[/red]"
+        console.print(
+            f"{mark} {sample.score:.2f} {sample.status} · task {escape(sample.task_id)}",
+            highlight=False,
+        )
+        console.print(f"  Q: {escape(_flat(sample.question, 160))}", highlight=False)
+        console.print(f"  A: {escape(_flat(sample.completion, 240))}", highlight=False)
+        read = "" if sample.extracted is None else f"read {sample.extracted!s}"
+        why = "" if not sample.reason else f"{sample.reason}"
+        if read or why:
+            note = " · ".join(p for p in (read, why) if p)
+            console.print(f"  [dim]{escape(_flat(note, 160))}[/dim]", highlight=False)
+
+
+def _flat(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 # ----- check (issue 3: math) ----------------------------------------------------------------
@@ -578,6 +604,8 @@ def _print_eval_report(report: Any, as_json: bool) -> None:
                   f"{report.length_median:.0f} / {report.length_max}")  # fmt: skip
     table.add_row("truncated", f"{report.truncated:.1%}")
     console.print(table)
+    if report.shown:
+        _print_samples("sample completions", report.shown)
     console.print(
         f"[dim]samples: {report.samples_file}  (re-score: grpo-env rescore FILE --env ID)"
     )

@@ -24,6 +24,8 @@ from grpo_env.env import VerifiableEnv
 from grpo_env.eval_metrics import maj_at_k, pass_at_k, report_ks
 from grpo_env.generation import Completion, Generator, SamplingParams
 from grpo_env.models import Policy
+from grpo_env.probes import prompt_text
+from grpo_env.shown_samples import ShownSample, pick_samples, shown_sample
 from grpo_env.types import Status, Task, VerifyResult
 
 
@@ -39,6 +41,7 @@ class EvalResult(BaseModel):
     statuses: dict[str, int]
     mean_length: float  # completion tokens
     truncated: float  # fraction cut at max_new_tokens
+    samples: list[ShownSample] = []  # a few right and wrong completions, to read
 
 
 def evaluate_greedy(
@@ -59,6 +62,7 @@ def evaluate_greedy(
     statuses: Counter[str] = Counter()
     lengths: list[int] = []
     truncated = 0
+    shown: list[ShownSample] = []
     for start in range(0, len(tasks), batch_size):
         chunk = list(tasks[start : start + batch_size])
         prompts = []
@@ -73,6 +77,16 @@ def evaluate_greedy(
             truncated += completion.truncated
             if result.status is not Status.INFRA_ERROR:
                 rewards.append(float(result.score))
+            shown.append(
+                shown_sample(
+                    task.id,
+                    prompt_text(task),
+                    completion.text,
+                    float(result.score),
+                    str(result.status),
+                    result.details,
+                )
+            )
         if on_batch is not None:
             on_batch(len(chunk))
     infra = statuses.get(str(Status.INFRA_ERROR), 0)
@@ -84,6 +98,7 @@ def evaluate_greedy(
         statuses=dict(statuses),
         mean_length=sum(lengths) / len(lengths),
         truncated=truncated / len(tasks),
+        samples=pick_samples(shown),
     )
 
 
@@ -140,6 +155,7 @@ class EvalReport(BaseModel):
     length_max: int
     truncated: float  # fraction of samples cut at max_new_tokens
     samples_file: str | None = None
+    shown: list[ShownSample] = []  # a few right and wrong completions, to read
 
 
 def vote_key(result: VerifyResult, completion: str) -> str | None:
@@ -253,7 +269,26 @@ def summarize(records: Sequence[SampleRecord], *, threshold: float = 1.0) -> Eva
         length_median=float(np.median(lengths)),
         length_max=int(lengths.max()),
         truncated=float(np.mean([r.truncated for r in records])),
+        shown=pick_samples(
+            (
+                shown_sample(
+                    r.task_id,
+                    _last_user(r.prompt),
+                    r.completion,
+                    r.reward,
+                    r.status,
+                    r.details,
+                )
+                for r in records
+            ),
+            threshold=threshold,
+        ),
     )
+
+
+def _last_user(prompt: Sequence[dict[str, str]]) -> str:
+    users = [m["content"] for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else ""
 
 
 def evaluate_samples(

@@ -73,6 +73,15 @@ def test_eval_writes_samples_and_rescore_reads_them(workdir, toy_model):
     same = json.loads(rescored.stdout)
     assert same["pass_at"] == report["pass_at"] and same["mean_reward"] == report["mean_reward"]
     assert (workdir / "e.rescored.jsonl").is_file()
+    # An accuracy is shown with its samples: right ones first, then wrong ones.
+    shown = report["shown"]
+    assert shown and {"task_id", "question", "completion", "score", "status"} <= set(shown[0])
+    assert [s["score"] >= 1.0 for s in shown] == sorted(
+        (s["score"] >= 1.0 for s in shown), reverse=True
+    )
+    printed = cli("rescore", "e.jsonl", "--env", "next-digit", "--out", "e2.jsonl", cwd=workdir)
+    assert printed.returncode == 0, printed.stderr
+    assert "sample completions" in printed.stdout and "  Q: " in printed.stdout
 
     split = cli(
         "eval", "--env", "format", "--model", str(toy_model), "--split", "train", cwd=workdir

@@ -65,6 +65,8 @@ def test_a_run_writes_metrics_samples_events_evals_and_checkpoints(tmp_path, toy
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
     evals = read_jsonl(run / "eval.jsonl")
     assert [e["step"] for e in evals] == [0, 4] and evals[0]["tasks"] == 5
+    shown = evals[0]["samples"]  # the completions behind the accuracy, to read
+    assert 1 <= len(shown) <= 5 and {"question", "completion", "score"} <= set(shown[0])
     assert summary.eval_before is not None and summary.eval_after is not None
     assert latest_checkpoint(run).name == "step-000004"
     assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == [
