@@ -1,11 +1,9 @@
 """The learning result: GRPO on reasoning-gym chain_sum (2 terms, 1-2 digits) with SmolLM2-135M.
 
-The README's figure was measured with this script's own environment, ``chain-sum-local-v0``:
-tasks from ``grpo_env.tasks.ReasoningGymSource`` (train split for training, the disjoint
-held-out split for evaluation) scored by a simple answer check (the last integer in the
-completion must equal the answer). The packaged equivalent is ``math-chain-sum`` with
-``last_number_fallback=True`` (``bench/train_chain_sum.toml``, what ``make train`` runs); the
-script keeps its stand-in so the published figure reproduces as measured. It then runs the real CLI,
+The environment is the packaged ``math-chain-sum`` with ``last_number_fallback=True`` (train
+split for training, the disjoint held-out split for evaluation), scored by the math checker
+that GRPO cannot game by restating the question (issue 10; an earlier version of this script
+scored the last integer of the completion with a stand-in check). It runs the real CLI,
 
     grpo-env train --config bench/chain_sum.toml --out DIR [options...]
 
@@ -23,28 +21,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import grpo_env
-from grpo_env import ReasoningGymSource, Task, VerifiableEnv
 
 HERE = Path(__file__).resolve().parent
-CHAIN_SUM = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}
-
-
-def last_integer_matches(task: Task, completion: str) -> float:
-    numbers = re.findall(r"-?\d+", completion.replace(",", ""))
-    return 1.0 if numbers and numbers[-1] == str(task.answer) else 0.0
-
-
-def chain_sum_env(
-    split: str = "train", size: int | None = None, system_prompt: str | None = None
-) -> VerifiableEnv:
-    tasks = ReasoningGymSource("chain_sum", split=split, size=size, seed=0, **CHAIN_SUM)
-    return VerifiableEnv(tasks, rubric=last_integer_matches, system_prompt=system_prompt)
 
 
 def plot(run_dir: Path) -> Path:
@@ -95,12 +78,6 @@ def main() -> None:
     parser.add_argument("--eval-only", action="store_true", help="evaluate the initial model")
     args, train_args = parser.parse_known_args()
 
-    grpo_env.register(
-        "chain-sum-local-v0",
-        chain_sum_env,
-        description="chain_sum (2 terms, 1-2 digits) from reasoning-gym, last-integer check "
-        "(stand-in for math-chain-sum)",
-    )
     if args.eval_only:
         print(json.dumps(evaluate_initial(args.config, train_args), indent=2))
         return
