@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import grpo_env
+from grpo_env.shown_samples import ShownSample, samples_markdown
 
 HERE = Path(__file__).resolve().parent
 
@@ -91,7 +92,20 @@ def main() -> None:
             raise
     print(f"reward curve: {plot(Path(args.out))}")
     evals = [json.loads(line) for line in (Path(args.out) / "eval.jsonl").read_text().splitlines()]
+    print(f"sample completions: {write_samples(Path(args.out), evals)}")
     print(json.dumps({"before": evals[0], "after": evals[-1]}, indent=2))
+
+
+def write_samples(run_dir: Path, evals: list[dict[str, Any]]) -> Path:
+    """DIR/samples.md: greedy completions behind each evaluation's accuracy, to read."""
+    lines = ["# Greedy held-out completions behind the accuracies", ""]
+    for row in evals:
+        samples = [ShownSample.model_validate(s) for s in row.get("samples") or []]
+        lines += [f"## step {row['step']}: accuracy {row['accuracy']:.3f}", ""]
+        lines += [*samples_markdown(samples), ""]
+    path = run_dir / "samples.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 def evaluate_initial(config_path: str, train_args: list[str]) -> dict[str, Any]:

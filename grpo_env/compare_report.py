@@ -15,6 +15,7 @@ Definitions (also printed under the Markdown table):
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rich.console import Console
 
 from grpo_env.compare import CompareOptions, RunResult, read_results, run_comparison
 from grpo_env.config import TrainConfig
+from grpo_env.shown_samples import ShownSample, samples_markdown
 
 COLUMNS = (
     ("agent", "agent"),
@@ -244,10 +246,30 @@ def write_report(
     ]
     if failed:
         lines += ["", f"Failed runs (see DIR/runs/NAME/train.log): {', '.join(failed)}."]
+    lines += sample_sections(results)
     tmp = out / ".compare.md.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(out / "compare.md")
     return rows
+
+
+def sample_sections(results: Sequence[RunResult]) -> list[str]:
+    """Greedy completions of each run's last evaluation, right and wrong: an accuracy is read
+    with the answers behind it."""
+    lines: list[str] = []
+    for result in results:
+        evals_path = Path(result.run_dir) / "eval.jsonl"
+        if not evals_path.is_file():
+            continue
+        evals = [json.loads(line) for line in evals_path.read_text().splitlines() if line]
+        last = evals[-1] if evals else {}
+        samples = [ShownSample.model_validate(s) for s in last.get("samples") or []]
+        if samples:
+            title = f"### {result.agent}, seed {result.seed}: after step {last['step']}"
+            lines += ["", title, "", *samples_markdown(samples)]
+    if lines:
+        lines = ["", "## Sample completions (greedy, held out)", *lines]
+    return lines
 
 
 class CompareSummary(BaseModel):

@@ -67,3 +67,27 @@ def pick_samples(
 def _clip(text: str) -> str:
     text = text.strip()
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+
+
+def samples_markdown(samples: Iterable[ShownSample], *, limit: int = 120) -> list[str]:
+    """A markdown table of scored completions (for reports in ``docs/``)."""
+    lines = [
+        "| score | status | task | question | completion | read as |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for sample in samples:
+        cells = [
+            f"{sample.score:.2f}",
+            sample.status,
+            sample.task_id,
+            _cell(sample.question, limit),
+            _cell(sample.completion, limit),
+            _cell("" if sample.extracted is None else str(sample.extracted), 40),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell(text: str, limit: int) -> str:
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

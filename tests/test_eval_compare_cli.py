@@ -133,6 +133,7 @@ def test_compare_smoke_run_survives_a_crash_and_resumes(workdir, toy_model):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     markdown = (out / "compare.md").read_text()
     assert "| grpo |" in markdown and "reward_curves.png" in markdown
+    assert "## Sample completions" in markdown and "### grpo, seed 0: after step 3" in markdown
 
     changed = cli(*[a if a != "3" else "4" for a in args], "--agents", "grpo", cwd=workdir)
     assert changed.returncode == 2 and "another configuration" in changed.stderr
