@@ -82,7 +82,8 @@ def mask_question(completion: str, question: str) -> str:
     """``completion`` with every copy of the question's expressions blanked out."""
     for expression in question_expressions(question):
         tokens = re.findall(r"\\[A-Za-z]+|\d+(?:[.,]\d+)*|\S", expression)
-        pattern = r"\s*".join(re.escape(t) for t in tokens)
+        # Whole numbers only: "4 + 7" is not inside "14 + 75".
+        pattern = r"(?<![\d.])" + r"\s*".join(re.escape(t) for t in tokens) + r"(?![\d.])"
         completion = re.sub(pattern, " ", completion)
     return completion
 

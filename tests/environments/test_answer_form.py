@@ -55,6 +55,7 @@ def test_restating_the_question_then_stopping_is_not_the_last_number(chain_env):
     )
     assert (echo.score, stated.score, restated.score) == (0.0, 1.0, 0.0)
     assert "0 + 7" not in mask_question("Let me see, 0 +7", "Compute: 0 + 7 =")
+    assert mask_question("10 + 72 = 82", "Compute: 0 + 7 =") == "10 + 72 = 82"
 
 
 def test_reasons_say_why_an_answer_was_refused():
