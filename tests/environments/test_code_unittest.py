@@ -202,7 +202,9 @@ def test_registered_with_a_string_entry_point():
 @pytest.mark.docker
 def test_env_contract_checks_pass(docker_sandbox):
     outcomes = run_env_checks("code-unittest-v0")
-    assert all(o.passed for o in outcomes), outcomes
+    assert all(o.passed is not False for o in outcomes), outcomes
+    # code tasks have tests, not a reference answer: only the probes are skipped
+    assert [o.name for o in outcomes if o.passed is None] == ["adversarial probes score 0"]
 
 
 @pytest.mark.docker

@@ -95,4 +95,5 @@ def test_format_env_partial_credit_option():
 
 def test_format_env_passes_all_env_checks():
     outcomes = run_env_checks("format-v0")
-    assert [o.passed for o in outcomes] == [True, True, True, True], outcomes
+    # the fifth, the adversarial probes, is skipped: the format env has no reference answer
+    assert [o.passed for o in outcomes] == [True, True, True, True, None], outcomes
