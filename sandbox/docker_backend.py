@@ -245,13 +245,6 @@ class DockerSandbox(PooledSandbox):
             raise
         return worker
 
-    def _backend_alive(self) -> bool:
-        try:
-            self.client().ping()
-            return True
-        except Exception:
-            return False
-
 
 def _limits_for(key: Hashable) -> Limits:
     memory_mb, cpus, pids, work_dir_mb, max_file_bytes, max_open_files = key  # type: ignore[misc]
