@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from grpo_env.env import VerifiableEnv
 from grpo_env.eval_metrics import maj_at_k, pass_at_k, report_ks
 from grpo_env.generation import Completion, Generator, SamplingParams
+from grpo_env.jsonl import read_jsonl
 from grpo_env.models import Policy
 from grpo_env.probes import prompt_text
 from grpo_env.shown_samples import ShownSample, pick_samples, shown_sample
@@ -359,19 +360,16 @@ def evaluate_samples(
 
 def read_records(path: Path) -> list[SampleRecord]:
     """The records of an evaluation JSONL; a bad line is an error naming the file and line.
-    A torn last line (a crash mid-write) is dropped."""
+    A torn last line (a crash mid-write) is dropped with a warning; a resumed evaluation
+    rewrites the file from the records kept (``evaluate_samples``)."""
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    read = read_jsonl(path, append_only=True)
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row in read.rows:
         try:
-            records.append(SampleRecord.model_validate_json(line))
+            records.append(SampleRecord.model_validate(row))
         except ValidationError as err:
-            if number == len(lines) and not line.rstrip().endswith("}"):
-                break  # torn by a crash; the sample is redone on resume
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "line"
             raise ValueError(f"{path}:{number}: {where}: {first['msg']}") from err
