@@ -124,6 +124,10 @@ class CodeUnittestEnv(VerifiableEnv):
             )
         return self._sandbox
 
+    def health_check(self) -> None:
+        """The sandbox's own check: the engine answers and the image exists."""
+        self.sandbox.check()
+
     def close(self) -> None:
         if isinstance(self._sandbox_spec, str) and self._sandbox is not None:
             self._sandbox.close()

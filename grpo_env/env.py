@@ -107,6 +107,11 @@ class VerifiableEnv(gym.Env[Messages, str]):
         (``grpo_env.probes``): the question restated, near misses and junk must score 0."""
         return None
 
+    def health_check(self) -> None:
+        """Raise (one clear message) if the verifier's infrastructure cannot score now: a
+        sandbox engine down, an image missing. Called before a run generates anything."""
+        return None
+
     def score_many(self, task: Task, completions: Sequence[str]) -> list[VerifyResult]:
         """Score several single-turn completions of one task (a GRPO group).
 

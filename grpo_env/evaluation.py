@@ -113,6 +113,7 @@ class SampleRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     env: str
+    env_kwargs: dict[str, Any] | None = None  # its --env-set options (None: an older file)
     model: str
     task_id: str
     sample: int
@@ -150,6 +151,8 @@ class EvalReport(BaseModel):
     timeouts: int
     infra_errors: int
     invalid_formats: int
+    samples: int = 0  # every sample, scored or not
+    infra_error_reason: str | None = None  # the first infra_error's reason, for the report
     tasks_scored: int  # tasks with at least one sample without infra error
     length_mean: float  # completion tokens
     length_median: float
@@ -188,6 +191,7 @@ def make_record(
     model: str,
     task: Task,
     sample: int,
+    env_kwargs: dict[str, Any] | None = None,
     prompt: list[dict[str, str]],
     completion: Completion,
     result: VerifyResult,
@@ -195,6 +199,7 @@ def make_record(
 ) -> SampleRecord:
     return SampleRecord(
         env=env_id,
+        env_kwargs=json.loads(json.dumps(env_kwargs or {}, default=str)),
         model=model,
         task_id=task.id,
         sample=sample,
@@ -265,6 +270,10 @@ def summarize(records: Sequence[SampleRecord], *, threshold: float = 1.0) -> Eva
         timeouts=statuses.get(str(Status.TIMEOUT), 0),
         infra_errors=statuses.get(infra, 0),
         invalid_formats=statuses.get(str(Status.INVALID_FORMAT), 0),
+        samples=len(records),
+        infra_error_reason=next(
+            (str(r.details.get("reason", "")) for r in records if r.status == infra), None
+        ),
         tasks_scored=sum(1 for rows in valid_rows.values() if rows),
         length_mean=float(lengths.mean()),
         length_median=float(np.median(lengths)),
@@ -302,6 +311,7 @@ def evaluate_samples(
     model: str,
     samples: int,
     params: SamplingParams,
+    env_kwargs: dict[str, Any] | None = None,
     out: Path,
     threshold: float = 1.0,
     batch_size: int = 64,
@@ -341,6 +351,7 @@ def evaluate_samples(
                 ):
                     record = make_record(
                         env_id=env_id,
+                        env_kwargs=env_kwargs,
                         model=model,
                         task=task,
                         sample=index,
@@ -377,7 +388,11 @@ def read_records(path: Path) -> list[SampleRecord]:
 
 
 def rescore_records(
-    records: Sequence[SampleRecord], env: VerifiableEnv, *, env_id: str
+    records: Sequence[SampleRecord],
+    env: VerifiableEnv,
+    *,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> list[SampleRecord]:
     """The same completions scored again by ``env`` (a fixed or changed verifier), without
     regenerating; each task is rebuilt from its record and its samples scored as a group."""
@@ -393,6 +408,7 @@ def rescore_records(
                 row.model_copy(
                     update={
                         "env": env_id,
+                        "env_kwargs": dict(env_kwargs or {}),
                         "reward": float(result.score),
                         "status": str(result.status),
                         "components": dict(result.components),
