@@ -166,6 +166,11 @@ def run_eval(options: EvalOptions, *, console: Console | None = None) -> EvalRep
     console = console or Console(stderr=True)
     out = options.out or default_out(options)
     check_out_file(out)
+    if options.resume and not out.is_file():
+        raise ValueError(
+            f"--resume: {out} does not exist, so there is no evaluation to resume; check --out "
+            "(and --samples, part of the default name), or leave out --resume"
+        )
     done = []
     if out.exists():
         if options.resume:

@@ -131,3 +131,10 @@ def test_resume_without_a_run_is_an_error_that_says_what_exists(workdir):
     (workdir / "other" / "notes.txt").write_text("")
     other = cli("train", "--env", "flaky", "--out", "other", "--resume", cwd=workdir)
     assert other.returncode == 2 and "other holds notes.txt" in error_line(other)
+
+
+def test_eval_resume_without_its_samples_file_is_an_error(workdir):
+    args = ["eval", "--env", "flaky", "--model", NO_MODEL, "--out", "typo.jsonl", "--resume"]
+    result = cli(*args, cwd=workdir)
+    assert result.returncode == 2
+    assert "--resume: typo.jsonl does not exist" in error_line(result)
