@@ -95,4 +95,4 @@ class PooledSandbox(ABC):
 def _lost_message(err: Exception, timeout: float) -> str:
     if isinstance(err, WorkerTimeout):
         return f"the sandbox sent no verdict within {timeout:g} s and was killed from outside"
-    return f"lost the sandbox during the run: {err}"
+    return f"lost the sandbox during the run (container, connection or engine gone): {err}"
