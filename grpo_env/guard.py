@@ -46,7 +46,8 @@ def check_verifier(env: VerifiableEnv, env_id: str) -> None:
     try:
         env.health_check()
     except Exception as err:
-        raise VerifierUnavailable(f"{env_id} cannot score: {_reason(err)}; {CHECK_HINT}") from err
+        reason = _reason(err)
+        raise VerifierUnavailable(f"{env_id} cannot score: {reason}{_hint(reason)}") from err
     if len(env.tasks) == 0:
         return
     task = env.tasks[0]
@@ -54,8 +55,8 @@ def check_verifier(env: VerifiableEnv, env_id: str) -> None:
     if result.status is Status.INFRA_ERROR:
         reason = str(result.details.get("reason", "infra_error"))
         raise VerifierUnavailable(
-            f"{env_id} cannot score: a probe of task {task.id} was infra_error ({reason}); "
-            f"{CHECK_HINT}"
+            f"{env_id} cannot score: a probe of task {task.id} was infra_error ({reason})"
+            f"{_hint(reason)}"
         )
 
 
@@ -79,8 +80,12 @@ class InfraErrorGuard:
         raise InfraErrorsPersist(
             f"stopped at step {step}: {share:.0%} of the samples could not be scored "
             f"(infra_error) for {self.streak} steps in a row, over the {self.max_frac:.0%} limit "
-            f"(guard.max_infra_error_frac, guard.patience); last reason: {reason}; {CHECK_HINT}"
+            f"(guard.max_infra_error_frac, guard.patience); last reason: {reason}{_hint(reason)}"
         )
+
+
+def _hint(reason: str) -> str:
+    return "" if "sandbox doctor" in reason else f"; {CHECK_HINT}"
 
 
 def _reason(err: Exception) -> str:
