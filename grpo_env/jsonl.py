@@ -97,4 +97,4 @@ def _parse(raw: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise _LineProblem(f"not valid JSON ({err.msg} at column {err.colno})") from None
+        raise _LineProblem(f"not valid JSON ({err.msg}, column {err.colno})") from None
