@@ -20,6 +20,8 @@ from rich.table import Table
 
 import grpo_env
 from grpo_env.checks import CheckOutcome, run_env_checks
+from grpo_env.guard import INFRA_EXIT_CODE, InfraFailure
+from grpo_env.preview import preview
 from grpo_env.registry import UnknownIdError, import_user_module
 from grpo_env.tasks import TaskFileError
 
@@ -254,6 +256,7 @@ def train_command(
     (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
     """
     from grpo_env.config import build_train_config
+    from grpo_env.preflight import check_resumable, checkpoint_note
     from grpo_env.trainer import TrainInterrupted, train
 
     overrides = _config_overrides(
@@ -278,13 +281,16 @@ def train_command(
         ),
         settings,
     )
+    if resume and out is not None:
+        check_resumable(Path(out))  # before its config is looked for: say what is there
     train_config = build_train_config(config, overrides, resume=resume)
     try:
         summary = train(train_config, resume=resume, console=err_console)
     except TrainInterrupted:
         sys.exit(130)
-    except KeyboardInterrupt:  # the second Ctrl-C: stop now, the last checkpoint stands
-        err_console.print("[yellow]stopped; the last saved checkpoint stands (--resume)[/yellow]")
+    except KeyboardInterrupt:  # the second Ctrl-C: stop now, without saving this step
+        note = checkpoint_note(Path(train_config.out))
+        err_console.print(f"[yellow]stopped; {escape(note)}[/yellow]")
         sys.exit(130)
     table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
     table.add_column("what", style="bold")
@@ -377,7 +383,10 @@ def check_math(
     result = check_answer(gold, text, timeout=timeout, last_number_fallback=last_number_fallback)
     if as_json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
-    else:
+    if result.details.get("bad_reference"):  # the reference is broken, not the completion
+        err_console.print(f"[red]error:[/red] --gold: {escape(result.details['reason'])}")
+        raise typer.Exit(2)
+    if not as_json:
         verdict = "[green]correct[/green]" if result.score >= 1.0 else "[red]incorrect[/red]"
         console.print(f"{verdict}  score {result.score:g}  status {result.status.value}")
         for key, value in result.details.items():
@@ -433,7 +442,7 @@ def sandbox_run(
     else:
         _print_execution(result)
     if result.is_sandbox_error:
-        raise typer.Exit(3)
+        raise typer.Exit(INFRA_EXIT_CODE)
     if result.status != "passed":
         raise typer.Exit(1)
 
@@ -457,8 +466,10 @@ def _print_execution(result: Any) -> None:
         console.print(f"[red]{escape(result.error)}[/red]")
     for name in ("stdout", "stderr"):
         text = getattr(result, name)
-        if text:
-            console.print(f"[dim]{name}:[/dim]\n{escape(text.rstrip())}")
+        if text:  # bounded: a 1 MiB line printed whole takes rich an hour to wrap
+            shown = preview(text.rstrip())
+            more = "" if shown == text.rstrip() else f" ({len(text)} chars; all of it: --json)"
+            console.print(f"[dim]{name}{more}:[/dim]\n{escape(shown)}", soft_wrap=True)
 
 
 @sandbox_app.command("build")
@@ -583,6 +594,15 @@ def _env_kwargs(settings: list[str] | None) -> dict[str, Any]:
 
 
 def _print_eval_report(report: Any, as_json: bool) -> None:
+    if report.infra_errors:  # first: these numbers leave out samples that were never scored
+        err_console.print(
+            f"[red]error:[/red] {report.infra_errors} of {report.samples} samples could not be "
+            f"scored (infra_error): {escape(report.infra_error_reason or '?')}; the numbers below "
+            "leave them out. Fix the verifier (`grpo-env sandbox doctor` for code), then "
+            "`grpo-env rescore` the samples file",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         print(report.model_dump_json(indent=2))
         return
@@ -695,7 +715,10 @@ def eval_command(
         resume=resume,
         overwrite=overwrite,
     )
-    _print_eval_report(run_eval(options, console=err_console), as_json)
+    report = run_eval(options, console=err_console)
+    _print_eval_report(report, as_json)
+    if report.infra_errors:
+        sys.exit(INFRA_EXIT_CODE)
 
 
 @app.command("rescore", no_args_is_help=True)
@@ -712,6 +735,12 @@ def rescore_command(
         list[str] | None,
         typer.Option("--env-set", help="Environment option KEY=VALUE (repeatable)."),
     ] = None,
+    force_env: Annotated[
+        bool,
+        typer.Option(
+            "--force-env", help="Score with another env or options than the samples were made with."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Score an evaluation's completions again (a fixed or changed verifier), without
@@ -726,8 +755,12 @@ def rescore_command(
         env_kwargs=_env_kwargs(env_settings),
         out=Path(out) if out else None,
         threshold=threshold,
+        force_env=force_env,
     )
-    _print_eval_report(run_rescore(options), as_json)
+    report = run_rescore(options)
+    _print_eval_report(report, as_json)
+    if report.infra_errors:
+        sys.exit(INFRA_EXIT_CODE)
 
 
 @app.command("compare", no_args_is_help=True)
@@ -855,6 +888,11 @@ def compare_command(
 def main(argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, standalone_mode=True)
+    except InfraFailure as err:  # the verifier's infrastructure, not the user's input
+        if os.environ.get("GRPO_ENV_DEBUG"):
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        sys.exit(INFRA_EXIT_CODE)
     except USER_ERRORS as err:
         if os.environ.get("GRPO_ENV_DEBUG"):
             raise

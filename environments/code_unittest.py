@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grpo_env import Status, Task, TaskSource, VerifiableEnv, VerifyResult
+from grpo_env.env import describe_crash
 from grpo_env.sandbox import (
     ExecutionRequest,
     ExecutionResult,
@@ -123,6 +124,10 @@ class CodeUnittestEnv(VerifiableEnv):
             )
         return self._sandbox
 
+    def health_check(self) -> None:
+        """The sandbox's own check: the engine answers and the image exists."""
+        self.sandbox.check()
+
     def close(self) -> None:
         if isinstance(self._sandbox_spec, str) and self._sandbox is not None:
             self._sandbox.close()
@@ -152,9 +157,9 @@ class CodeUnittestEnv(VerifiableEnv):
             todo = [(i, self.request(task, c)) for i, c in enumerate(codes) if c is not None]
             ran = self.sandbox.run_many([request for _, request in todo]) if todo else []
         except Exception as err:  # a broken task or sandbox says nothing about the policy
-            log.exception("scoring task %s failed", task.id)
-            reason = f"verifier raised {type(err).__name__}: {err}"
-            return [VerifyResult.infra_error(reason) for _ in completions]
+            reason = f"verifier raised {describe_crash(err)}"
+            log.debug("scoring task %s failed", task.id, exc_info=True)
+            return [self._infra_error(task, reason) for _ in completions]
         results: list[VerifyResult] = [_no_code() for _ in completions]
         for (index, _), outcome in zip(todo, ran, strict=True):
             results[index] = self._to_verify(task, outcome)
@@ -162,10 +167,7 @@ class CodeUnittestEnv(VerifiableEnv):
 
     def _to_verify(self, task: Task, result: ExecutionResult) -> VerifyResult:
         if result.is_sandbox_error:
-            log.error("sandbox error on task %s: %s", task.id, result.error)
-            return VerifyResult.infra_error(
-                f"sandbox error: {result.error}", backend=result.backend
-            )
+            return self._infra_error(task, f"sandbox error: {result.error}", result.backend)
         fraction = result.pass_fraction
         passed_all = result.status is ExecutionStatus.PASSED
         score = float(passed_all) if self.all_or_nothing else fraction
@@ -187,6 +189,12 @@ class CodeUnittestEnv(VerifiableEnv):
                 "duration_s": result.duration_s,
             },
         )
+
+    def _infra_error(self, task: Task, reason: str, backend: str = "") -> VerifyResult:
+        # The one log line of this sample (the sandbox itself does not log it again).
+        log.error("infra_error on task %s: %s", task.id, reason)
+        details = {"backend": backend} if backend else {}
+        return VerifyResult.infra_error(reason, **details)
 
     def gold_completion(self, task: Task) -> str | None:
         if not isinstance(task.answer, str) or not task.answer.strip():

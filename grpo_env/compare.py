@@ -42,6 +42,7 @@ from grpo_env.config import (
     resolve_agent_config,
     validate_config,
 )
+from grpo_env.jsonl import read_jsonl, repair_torn_tail
 from grpo_env.registry import agents as agent_registry
 from grpo_env.registry import user_modules
 
@@ -164,13 +165,15 @@ def read_results(out: Path) -> list[RunResult]:
     path = out / RESULTS
     if not path.is_file():
         return []
+    # Appended to as runs finish: a torn last line is dropped (and removed before appending).
+    read = read_jsonl(path, append_only=True)
+    repair_torn_tail(path, read)
     results = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                results.append(RunResult.model_validate_json(line))
-            except ValueError as err:
-                raise ValueError(f"{path}:{number}: not a run result ({err})") from err
+    for number, row in read.rows:
+        try:
+            results.append(RunResult.model_validate(row))
+        except ValueError as err:
+            raise ValueError(f"{path}:{number}: not a run result ({err})") from err
     return results
 
 
@@ -228,13 +231,13 @@ class MetricsTail:
 def collect_result(config: TrainConfig, wall_seconds: float) -> RunResult:
     """A finished run's numbers, from its metrics.jsonl and eval.jsonl."""
     run_dir = Path(config.out)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [row for _, row in read_jsonl(run_dir / "metrics.jsonl", append_only=True).rows]
     if len(rows) != config.steps:
         raise ValueError(f"{run_dir}: {len(rows)} steps logged, {config.steps} expected")
     rewards = [float(r["reward_mean"]) for r in rows]
     evals_path = run_dir / "eval.jsonl"
     evals = (
-        [json.loads(line) for line in evals_path.read_text().splitlines()]
+        [row for _, row in read_jsonl(evals_path, append_only=True).rows]
         if evals_path.is_file()
         else []
     )

@@ -117,6 +117,16 @@ class EvalConfig(StrictModel):
     max_new_tokens: int | None = Field(None, ge=1)
 
 
+class GuardConfig(StrictModel):
+    """Stop a run whose verifier keeps failing: its infra_error samples are masked, so it
+    would learn nothing (see grpo_env.guard)."""
+
+    max_infra_error_frac: float = Field(
+        0.5, ge=0, le=1, description="largest share of infra_error samples a step may have (1: off)"
+    )
+    patience: int = Field(3, ge=1, description="steps in a row over it before the run stops")
+
+
 class AgentSection(BaseModel):
     """``[agent]``: ``name`` plus that agent's own knobs (checked by ``resolve_agent_config``)."""
 
@@ -144,6 +154,7 @@ class TrainConfig(StrictModel):
     agent: AgentSection = Field(default_factory=AgentSection)
     log: LogConfig = Field(default_factory=LogConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     @field_validator("env")
     @classmethod

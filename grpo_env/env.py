@@ -107,6 +107,11 @@ class VerifiableEnv(gym.Env[Messages, str]):
         (``grpo_env.probes``): the question restated, near misses and junk must score 0."""
         return None
 
+    def health_check(self) -> None:
+        """Raise (one clear message) if the verifier's infrastructure cannot score now: a
+        sandbox engine down, an image missing. Called before a run generates anything."""
+        return None
+
     def score_many(self, task: Task, completions: Sequence[str]) -> list[VerifyResult]:
         """Score several single-turn completions of one task (a GRPO group).
 
@@ -204,5 +209,21 @@ class VerifiableEnv(gym.Env[Messages, str]):
         try:
             return self.verify(task, completion)
         except Exception as err:
-            log.exception("verifier of %s crashed on task %s", type(self).__name__, task.id)
-            return VerifyResult.infra_error(f"verifier raised {type(err).__name__}: {err}")
+            reason = f"verifier raised {describe_crash(err)}"
+            # One line per sample; the traceback only at debug level (it repeats every sample).
+            log.error("%s on task %s: %s", type(self).__name__, task.id, reason)
+            log.debug("verifier traceback", exc_info=True)
+            return VerifyResult.infra_error(reason)
+
+
+def describe_crash(err: BaseException) -> str:
+    """``Type: message (at file.py:LINE in function)``: where the innermost frame raised."""
+    text = str(err).splitlines()[0][:300] if str(err) else ""
+    where = ""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        code = tb.tb_frame.f_code
+        where = f" (at {code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name})"
+    return f"{type(err).__name__}: {text}{where}" if text else f"{type(err).__name__}{where}"

@@ -24,6 +24,7 @@ import grpo_env
 from grpo_env.config import ModelConfig
 from grpo_env.evaluation import (
     EvalReport,
+    SampleRecord,
     evaluate_samples,
     read_records,
     rescore_records,
@@ -31,6 +32,8 @@ from grpo_env.evaluation import (
     write_records,
 )
 from grpo_env.generation import SamplingParams, make_generator
+from grpo_env.guard import check_verifier
+from grpo_env.preflight import check_out_file
 from grpo_env.rollout import unwrap_env
 from grpo_env.types import Task
 
@@ -85,6 +88,35 @@ class RescoreOptions(BaseModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     out: Path | None = None
     threshold: float = 1.0
+    force_env: bool = Field(False, description="score with another env/options on purpose")
+
+
+def _canonical(env_id: str) -> str:
+    try:
+        return grpo_env.envs.resolve(env_id).id  # "math" and "math-v0" are the same env
+    except KeyError:
+        return env_id
+
+
+def check_same_env(options: RescoreOptions, record: SampleRecord) -> None:
+    """Rescoring with another environment than the samples were made with scores another
+    task (often everything 0): refuse unless asked for on purpose."""
+    then, now = _canonical(record.env), _canonical(options.env)
+    # The split only picked the tasks; the records carry them.
+    kwargs = {k: v for k, v in options.env_kwargs.items() if k != "split"}
+    old = (
+        None
+        if record.env_kwargs is None
+        else {k: v for k, v in record.env_kwargs.items() if k != "split"}
+    )
+    if then == now and (old is None or old == kwargs):
+        return
+    made = f"{then} {old}" if old else then
+    asked = f"{now} {kwargs}" if kwargs else now
+    raise ValueError(
+        f"{options.file} was made with --env {made}, not {asked}: rescore with the same "
+        "environment and --env-set options, or pass --force-env to score it with another"
+    )
 
 
 def make_split_env(env_id: str, split: str | None, kwargs: dict[str, Any]) -> tuple[Any, str]:
@@ -133,6 +165,12 @@ def run_eval(options: EvalOptions, *, console: Console | None = None) -> EvalRep
     """Evaluate (see the module docstring); the samples go to ``options.out``."""
     console = console or Console(stderr=True)
     out = options.out or default_out(options)
+    check_out_file(out)
+    if options.resume and not out.is_file():
+        raise ValueError(
+            f"--resume: {out} does not exist, so there is no evaluation to resume; check --out "
+            "(and --samples, part of the default name), or leave out --resume"
+        )
     done = []
     if out.exists():
         if options.resume:
@@ -149,6 +187,7 @@ def run_eval(options: EvalOptions, *, console: Console | None = None) -> EvalRep
         tasks = tasks[: options.tasks]
     if not tasks:
         raise ValueError(f"environment {options.env!r} has no tasks on {where}")
+    check_verifier(env, options.env)  # before the model loads and anything is generated
     policy = load_eval_policy(options)
     generator = make_generator("hf", policy)
     params = SamplingParams(
@@ -178,6 +217,7 @@ def run_eval(options: EvalOptions, *, console: Console | None = None) -> EvalRep
                 generator,
                 tasks,
                 env_id=options.env,
+                env_kwargs=options.env_kwargs,
                 model=options.checkpoint or options.model or "",
                 samples=options.samples,
                 params=params,
@@ -196,9 +236,12 @@ def run_rescore(options: RescoreOptions) -> EvalReport:
     records = read_records(options.file)
     if not records:
         raise ValueError(f"{options.file} holds no samples")
+    if not options.force_env:
+        check_same_env(options, records[0])
     env = unwrap_env(grpo_env.make(options.env, **options.env_kwargs))
     try:
-        rescored = rescore_records(records, env, env_id=options.env)
+        check_verifier(env, options.env)
+        rescored = rescore_records(records, env, env_id=options.env, env_kwargs=options.env_kwargs)
     finally:
         env.close()
     out = options.out or options.file.with_name(f"{options.file.stem}.rescored.jsonl")

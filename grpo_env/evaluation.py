@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from grpo_env.env import VerifiableEnv
 from grpo_env.eval_metrics import maj_at_k, pass_at_k, report_ks
 from grpo_env.generation import Completion, Generator, SamplingParams
+from grpo_env.jsonl import read_jsonl
 from grpo_env.models import Policy
 from grpo_env.probes import prompt_text
 from grpo_env.shown_samples import ShownSample, pick_samples, shown_sample
@@ -112,6 +113,7 @@ class SampleRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     env: str
+    env_kwargs: dict[str, Any] | None = None  # its --env-set options (None: an older file)
     model: str
     task_id: str
     sample: int
@@ -149,6 +151,8 @@ class EvalReport(BaseModel):
     timeouts: int
     infra_errors: int
     invalid_formats: int
+    samples: int = 0  # every sample, scored or not
+    infra_error_reason: str | None = None  # the first infra_error's reason, for the report
     tasks_scored: int  # tasks with at least one sample without infra error
     length_mean: float  # completion tokens
     length_median: float
@@ -187,6 +191,7 @@ def make_record(
     model: str,
     task: Task,
     sample: int,
+    env_kwargs: dict[str, Any] | None = None,
     prompt: list[dict[str, str]],
     completion: Completion,
     result: VerifyResult,
@@ -194,6 +199,7 @@ def make_record(
 ) -> SampleRecord:
     return SampleRecord(
         env=env_id,
+        env_kwargs=json.loads(json.dumps(env_kwargs or {}, default=str)),
         model=model,
         task_id=task.id,
         sample=sample,
@@ -264,6 +270,10 @@ def summarize(records: Sequence[SampleRecord], *, threshold: float = 1.0) -> Eva
         timeouts=statuses.get(str(Status.TIMEOUT), 0),
         infra_errors=statuses.get(infra, 0),
         invalid_formats=statuses.get(str(Status.INVALID_FORMAT), 0),
+        samples=len(records),
+        infra_error_reason=next(
+            (str(r.details.get("reason", "")) for r in records if r.status == infra), None
+        ),
         tasks_scored=sum(1 for rows in valid_rows.values() if rows),
         length_mean=float(lengths.mean()),
         length_median=float(np.median(lengths)),
@@ -301,6 +311,7 @@ def evaluate_samples(
     model: str,
     samples: int,
     params: SamplingParams,
+    env_kwargs: dict[str, Any] | None = None,
     out: Path,
     threshold: float = 1.0,
     batch_size: int = 64,
@@ -340,6 +351,7 @@ def evaluate_samples(
                 ):
                     record = make_record(
                         env_id=env_id,
+                        env_kwargs=env_kwargs,
                         model=model,
                         task=task,
                         sample=index,
@@ -359,19 +371,16 @@ def evaluate_samples(
 
 def read_records(path: Path) -> list[SampleRecord]:
     """The records of an evaluation JSONL; a bad line is an error naming the file and line.
-    A torn last line (a crash mid-write) is dropped."""
+    A torn last line (a crash mid-write) is dropped with a warning; a resumed evaluation
+    rewrites the file from the records kept (``evaluate_samples``)."""
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    read = read_jsonl(path, append_only=True)
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row in read.rows:
         try:
-            records.append(SampleRecord.model_validate_json(line))
+            records.append(SampleRecord.model_validate(row))
         except ValidationError as err:
-            if number == len(lines) and not line.rstrip().endswith("}"):
-                break  # torn by a crash; the sample is redone on resume
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "line"
             raise ValueError(f"{path}:{number}: {where}: {first['msg']}") from err
@@ -379,7 +388,11 @@ def read_records(path: Path) -> list[SampleRecord]:
 
 
 def rescore_records(
-    records: Sequence[SampleRecord], env: VerifiableEnv, *, env_id: str
+    records: Sequence[SampleRecord],
+    env: VerifiableEnv,
+    *,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> list[SampleRecord]:
     """The same completions scored again by ``env`` (a fixed or changed verifier), without
     regenerating; each task is rebuilt from its record and its samples scored as a group."""
@@ -395,6 +408,7 @@ def rescore_records(
                 row.model_copy(
                     update={
                         "env": env_id,
+                        "env_kwargs": dict(env_kwargs or {}),
                         "reward": float(result.score),
                         "status": str(result.status),
                         "components": dict(result.components),

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from grpo_env.jsonl import read_jsonl
 from grpo_env.types import Group
 
 METRICS = "metrics.jsonl"
@@ -86,11 +87,10 @@ class RunLog:
             path = self.run_dir / name
             if not path.is_file():
                 continue
-            kept = [
-                line
-                for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                if line.strip() and _line_step(line) <= step
-            ]
+            # A torn last line (the crash that stopped the run) is dropped with a warning; every
+            # kept line is written back whole, so appending starts on a fresh line.
+            rows = read_jsonl(path, append_only=True).rows
+            kept = [json.dumps(row) + "\n" for _, row in rows if _row_step(row) <= step]
             tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
             tmp.write_text("".join(kept), encoding="utf-8")
             os.replace(tmp, path)
@@ -106,8 +106,8 @@ class RunLog:
             handle.flush()
 
 
-def _line_step(line: str) -> int:
+def _row_step(row: Any) -> int:
     try:
-        return int(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, ValueError, TypeError):
-        return 10**12  # an unreadable (torn) line is dropped with the redone steps
+        return int(row.get("step", 0))
+    except (AttributeError, ValueError, TypeError):
+        return 10**12  # not a step's row: dropped with the redone steps

@@ -14,7 +14,6 @@ Three kinds, one interface (``len``, indexing, lookup by id, iteration):
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from grpo_env.jsonl import JsonlError, read_jsonl
 from grpo_env.types import Task
 
 Split = Literal["train", "test"]
@@ -129,28 +129,25 @@ class JsonlTaskSource(TaskSource):
             raise FileNotFoundError(f"task file not found: {self.path}")
         self._tasks: list[Task] = []
         line_of_id: dict[str, int] = {}
-        with self.path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                task = self._parse_line(line, line_no, parser)
-                if task.id in line_of_id:
-                    raise TaskFileError(
-                        self.path,
-                        line_no,
-                        "id",
-                        f"{task.id!r} already used on line {line_of_id[task.id]}",
-                    )
-                line_of_id[task.id] = line_no
-                self._tasks.append(task)
+        try:
+            rows = read_jsonl(self.path).rows
+        except JsonlError as err:
+            raise TaskFileError(self.path, err.line, None, err.problem) from None
+        for line_no, row in rows:
+            task = self._parse_row(row, line_no, parser)
+            if task.id in line_of_id:
+                raise TaskFileError(
+                    self.path,
+                    line_no,
+                    "id",
+                    f"{task.id!r} already used on line {line_of_id[task.id]}",
+                )
+            line_of_id[task.id] = line_no
+            self._tasks.append(task)
         if not self._tasks:
             raise TaskFileError(self.path, 0, None, "file has no tasks")
 
-    def _parse_line(self, line: str, line_no: int, parser: RowParser) -> Task:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TaskFileError(self.path, line_no, None, f"not valid JSON ({err.msg})") from err
+    def _parse_row(self, row: Any, line_no: int, parser: RowParser) -> Task:
         if not isinstance(row, dict):
             raise TaskFileError(
                 self.path, line_no, None, f"expected a JSON object, got {type(row).__name__}"

@@ -46,7 +46,9 @@ from grpo_env.config import TrainConfig, config_to_toml_dict, resolve_agent_conf
 from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
+from grpo_env.guard import InfraErrorGuard, InfraErrorsPersist, check_verifier
 from grpo_env.models import Policy, load_policy
+from grpo_env.preflight import check_train_config, checkpoint_note
 from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
 from grpo_env.run_log import METRICS, RunLog, peak_memory_mb
@@ -138,11 +140,14 @@ class Trainer:
         self.run_dir = Path(config.out)
         self.console = console or Console(stderr=True)
         self._check_run_dir(resume)
+        check_train_config(config, resume=resume)  # paths, agent: before any model loads
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
         if env is None:
             env = make_env(config.env, config.env_kwargs)
         self.env = unwrap_env(env)
+        check_verifier(self.env, config.env)  # before generating: can it score at all?
+        self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.policy = load_policy(config.model)
         gen = config.generation
         self.generator = make_generator(
@@ -166,7 +171,9 @@ class Trainer:
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
-            self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting afresh[/yellow]")
+            self.console.print(
+                f"[yellow]no checkpoint in {self.run_dir} yet: the run starts from step 0[/yellow]"
+            )
             self.log.truncate_after(0)
         write_text_atomic(
             self.run_dir / "config.json", json.dumps(config_to_toml_dict(config), indent=2) + "\n"
@@ -193,6 +200,7 @@ class Trainer:
             kwargs = {**self.config.env_kwargs, **cfg.env_kwargs}
             eval_env = make_env(self.config.env, kwargs)
         env = unwrap_env(eval_env)
+        check_verifier(env, f"{self.config.env} (held-out evaluation)")
         count = min(cfg.tasks, len(env.tasks))
         return env, [env.tasks[i] for i in range(count)]
 
@@ -242,6 +250,8 @@ class Trainer:
                 self._mark_boundary()
                 if self._last_saved != self.step:
                     self._save()
+        except InfraErrorsPersist as err:
+            raise InfraErrorsPersist(f"{err}; {checkpoint_note(self.run_dir)}") from None
         finally:
             self.log.close()
             self.generator.close()
@@ -276,6 +286,7 @@ class Trainer:
         self.log.metrics(step, metrics)
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
+        self.guard.observe(step, groups)  # after logging: the step's record shows the failure
         return metrics
 
     def collect(self, step: int) -> tuple[list[Group], dict[str, float], list[Group]]:

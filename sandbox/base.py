@@ -10,11 +10,11 @@ from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .models import ExecutionRequest, ExecutionResult, ExecutionStatus, Limits
+from .models import ExecutionRequest, ExecutionResult, Limits
 from .pool import Worker, WorkerLost, WorkerPool, WorkerTimeout
 from .protocol import SandboxUnavailable
 from .runtime.server import WATCHDOG_GRACE_S
-from .verdict import sandbox_error, summarize, without_verdict
+from .verdict import sandbox_error, summarize
 
 log = logging.getLogger(__name__)
 # Beyond the server's own watchdog: how long the host waits before killing the whole box.
@@ -36,10 +36,6 @@ class PooledSandbox(ABC):
     def _start_worker(self, key: Hashable) -> Worker:
         """Start one server for container-level limits ``key`` (raise SandboxUnavailable)."""
 
-    def _backend_alive(self) -> bool:
-        """After a lost worker: is the backend itself still there?"""
-        return True
-
     def check(self) -> None:
         """Raise ``SandboxUnavailable`` if runs cannot succeed (backends add checks)."""
         return None
@@ -59,17 +55,13 @@ class PooledSandbox(ABC):
                 request.limits.container_key(), lambda w: self._execute(w, payload, timeout)
             )
         except SandboxUnavailable as err:
-            log.error("sandbox unavailable: %s", err)
             return sandbox_error(str(err), self.name, elapsed())
-        except WorkerTimeout:
-            message = f"no verdict within {timeout:g} s: the sandbox was killed from outside"
-            return without_verdict(request, ExecutionStatus.TIMEOUT, message, self.name, elapsed())
-        except WorkerLost as err:
-            if not self._backend_alive():
-                message = f"lost the sandbox backend during the run: {err}"
-                return sandbox_error(message, self.name, elapsed())
-            message = f"the sandbox died during the run: {err}"
-            return without_verdict(request, ExecutionStatus.ERROR, message, self.name, elapsed())
+        except (WorkerTimeout, WorkerLost) as err:
+            # Only the server (PID 1, out of the candidate's reach) reports what the code did;
+            # its own watchdog reports timeouts. No reply at all means the box, the connection
+            # or the engine failed: infrastructure, whatever the engine says afterwards (a
+            # stopping dockerd still answers pings after it has killed the containers).
+            return sandbox_error(_lost_message(err, timeout), self.name, elapsed())
         return summarize(request, reply, self.name, elapsed())
 
     def _execute(self, worker: Worker, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -98,3 +90,9 @@ class PooledSandbox(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lost_message(err: Exception, timeout: float) -> str:
+    if isinstance(err, WorkerTimeout):
+        return f"the sandbox sent no verdict within {timeout:g} s and was killed from outside"
+    return f"lost the sandbox during the run (container, connection or engine gone): {err}"

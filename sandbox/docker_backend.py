@@ -49,17 +49,27 @@ def connect(timeout: int = 60) -> Any:
         import docker
     except ImportError as err:  # pragma: no cover - docker is a dependency
         raise SandboxUnavailable("the `docker` Python package is not installed") from err
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except Exception as err:  # DockerException, requests' ConnectionError, PermissionError...
         reason = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-        raise SandboxUnavailable(
-            f"Docker engine not reachable at {where} ({reason}); is dockerd running and may "
-            "this user use it? `grpo-env sandbox doctor` checks the setup"
-        ) from None
+        raise SandboxUnavailable(_unreachable(reason)) from None
     return client
+
+
+def _unreachable(reason: str) -> str:
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return (
+        f"Docker engine not reachable at {where} ({reason}); is dockerd running and may "
+        "this user use it? `grpo-env sandbox doctor` checks the setup"
+    )
+
+
+def _is_connection_error(err: Exception) -> bool:
+    import requests
+
+    return isinstance(err, requests.exceptions.ConnectionError | ConnectionError)
 
 
 def host_config_args(limits: Limits) -> dict[str, Any]:
@@ -139,6 +149,8 @@ class DockerWorker(Worker):
             ) from None
         except Exception as err:
             self.kill()
+            if _is_connection_error(err):  # the engine went away since the client connected
+                raise SandboxUnavailable(_unreachable(type(err).__name__)) from None
             raise SandboxUnavailable(f"could not start a sandbox container: {err}") from None
 
     def _send(self, data: bytes) -> None:
@@ -244,13 +256,6 @@ class DockerSandbox(PooledSandbox):
             worker.kill()
             raise
         return worker
-
-    def _backend_alive(self) -> bool:
-        try:
-            self.client().ping()
-            return True
-        except Exception:
-            return False
 
 
 def _limits_for(key: Hashable) -> Limits:

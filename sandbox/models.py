@@ -30,7 +30,8 @@ class ExecutionStatus(StrEnum):
     ``passed``: every test passed. ``failed``: it ran and some test failed. ``timeout``,
     ``memory_exceeded``, ``output_exceeded``: a limit ended (part of) the run. ``error``: the
     solution did not compile or load, or broke the harness. ``sandbox_error``: the sandbox
-    itself failed (engine down, image missing...): says nothing about the solution.
+    itself failed (engine down, image missing, the box or the engine lost during the run: any
+    run the in-box server could not report on): says nothing about the solution.
     """
 
     PASSED = "passed"

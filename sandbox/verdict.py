@@ -30,28 +30,6 @@ def sandbox_error(message: str, backend: str, duration_s: float = 0.0) -> Execut
     )
 
 
-def without_verdict(
-    request: ExecutionRequest,
-    status: ExecutionStatus,
-    message: str,
-    backend: str,
-    duration_s: float,
-) -> ExecutionResult:
-    """Every test failed because the run ended with no report (host-side timeout, lost box)."""
-    outcomes = [
-        TestOutcome(name=name, passed=False, kind="not_run", detail=message)
-        for name in case_names(request)
-    ]
-    return ExecutionResult(
-        status=status,
-        tests_total=len(outcomes),
-        tests=outcomes,
-        error=message,
-        backend=backend,
-        duration_s=duration_s,
-    )
-
-
 def summarize(
     request: ExecutionRequest, reply: dict[str, Any], backend: str, duration_s: float
 ) -> ExecutionResult:

@@ -47,12 +47,14 @@ def check_completion(
     restated as its own answer; ``answer_kind`` says whether the answer must be a number
     (see ``answer_form``)."""
     reference = reference_answer(gold)
-    if not reference.strip():
+    problem = reference_problem(gold, reference)
+    if problem:
+        # The task is broken, not the completion: say so instead of "does not match".
         return VerifyResult(
             score=0.0,
             status=Status.ERROR,
             components={"correct": 0.0},
-            details={"reason": "the reference answer is empty"},
+            details={"reason": f"bad reference answer: {problem}", "bad_reference": True},
         )
     extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
     if extraction.source == "last_number" and question:
@@ -86,6 +88,16 @@ def mask_question(completion: str, question: str) -> str:
         pattern = r"(?<![\d.])" + r"\s*".join(re.escape(t) for t in tokens) + r"(?![\d.])"
         completion = re.sub(pattern, " ", completion)
     return completion
+
+
+def reference_problem(gold: str, reference: str) -> str:
+    """Why a reference answer cannot be compared with anything ("" when it can)."""
+    if not reference.strip():
+        return "the reference answer is empty"
+    bare = gold.replace("\\{", "").replace("\\}", "")  # escaped braces are set notation
+    if bare.count("{") != bare.count("}"):
+        return f"its braces do not balance: {gold[-80:]!r}"
+    return ""
 
 
 def check_with_scorer(
