@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 Case = dict[str, object]
 
@@ -56,9 +57,8 @@ def marker_delimiters() -> Iterator[Case]:
     ]
     for i, template in enumerate(templates):
         for j, (gold, right, wrong) in enumerate(values):
-            if (i + j) % 2 == 0:
-                yield case(gold, WORK + template.format(v=right), True, "marker_delimiters")
-            else:
+            yield case(gold, WORK + template.format(v=right), True, "marker_delimiters")
+            if (i + j) % 2:
                 yield case(gold, WORK + template.format(v=wrong), False, "marker_delimiters")
     yield case("2048", "The final answer is $2,048$.", True, "marker_delimiters", "issue")
     yield case(
@@ -99,7 +99,8 @@ def thousands() -> Iterator[Case]:
     ]
     for gold, forms in right.items():
         for k, form in enumerate(forms):
-            yield case(gold, WORK + shapes[k % len(shapes)].format(v=form), True, "thousands")
+            for shape in (shapes[k % len(shapes)], shapes[(k + 2) % len(shapes)]):
+                yield case(gold, WORK + shape.format(v=form), True, "thousands")
     for gold, forms in wrong.items():
         for k, form in enumerate(forms):
             yield case(
@@ -493,6 +494,81 @@ def gsm_style() -> Iterator[Case]:
         yield case(gold, WORK + completion, False, "gsm_style")
 
 
+def sampled() -> Iterator[Case]:
+    """Answers sampled from the embedded model (SmolLM2-135M-Instruct, temperature 0.7) on
+    the problems in environments/math/data/, labelled by hand (``smollm2_samples.jsonl``)."""
+    path = Path(__file__).with_name("smollm2_samples.jsonl")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        yield case(row["gold"], row["completion"], row["correct"], "sampled_smollm2", row["note"])
+
+
+def everyday() -> Iterator[Case]:
+    # Right answers as people type them: currency, trailing zeros, units, words around.
+    right = [
+        ("1260", "They give 1,260.00 liters in total.\n\n#### 1,260"),
+        ("18", "She makes \\$18.00 every day.\n\nThe answer is \\$18.00."),
+        ("18", "**Answer:** 18 dollars"),
+        ("0.5", "The answer is $0.50$."),
+        ("3.5", "The answer is 3.50 hours."),
+        ("1000000", "The answer is $1{,}000{,}000$."),
+        ("1000000", "The answer is 10^6."),
+        ("\\frac{1}{4}", "The answer is 0.25."),
+        ("25\\%", "The answer is 25 percent."),
+        ("90^\\circ", "The answer is $90^{\\circ}$."),
+        ("90", "The angle is \\boxed{90^\\circ}."),
+        ("4\\sqrt{2}", "\\boxed{\\sqrt{32}}"),
+        ("x = 4", "Answer: $x=4$"),
+        ("-5", "The answer is $\\boxed{-5}$."),
+        ("\\pi/2", "\\boxed{\\frac{\\pi}{2}}"),
+        ("2", "The remainder is 2.\n\n#### 2"),
+        ("(2, 5)", "The vertex is at $(2, 5)$.\n\n**Answer:** $(2,5)$"),
+        ("[-3, 3]", "The answer is $[-3,3]$."),
+        ("\\frac{2}{3}", "The answer is $\\dfrac{2}{3}$."),
+        ("1275", "The sum is $\\frac{50 \\cdot 51}{2} = 1275$.\n\nThe answer is $1{,}275$."),
+        ("6\\sqrt{2}", "\\boxed{6 \\sqrt 2}"),
+        ("12", "The answer is **12**."),
+        ("41", "Final answer: 41 years old."),
+        ("84", "<answer>\n84\n</answer>"),
+        ("120", "The answer is $\\boxed{120}$."),
+        ("200", "#### 200 km"),
+        ("15", "So it takes \\boxed{15\\text{ minutes}}."),
+        ("333", "The answer is $333$."),
+        ("22.5", "The answer is \\$22.50."),
+        ("900", "The final answer is $\\boxed{900}$. I hope it is correct."),
+        ("2048", "Answer: $2^{11} = 2048$"),
+        ("65536", "\\[\\boxed{65\\,536}\\]"),
+        ("0.125", "The answer is $\\frac{1}{8}$."),
+        ("\\frac{1}{8}", "The answer is 0.125."),
+        ("7", "Final Answer: The final answer is $7$. I hope it is correct."),
+        ("B", "**Answer: B**"),
+        ("C", "The correct answer is (C)."),
+        ("14:05", "The meeting ends at 14:05.\n\n**Answer:** 14:05"),
+        ("1.25", "The answer is 1.250."),
+        ("1.25", "The answer is $\\frac{5}{4}$."),
+        ("-\\frac{1}{2}", "\\boxed{-0.5}"),
+        ("3", "The answer is $x = 3$."),
+        ("10", "Answer \\( \\boxed{10} \\)"),
+        ("(1, 4), (5, 0)", "\\boxed{(1, 4), (5, 0)}"),
+        ("a = 7, b = 3", "\\boxed{a = 7, b = 3}"),
+        ("x \\geq 2", "The answer is $x \\geqslant 2$."),
+        (
+            "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+            "\\boxed{\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}}",
+        ),
+        ("45", "In total he spends \\$45.\n\nThe answer is 45."),
+        ("5", "Answer: 5 (five)"),
+        ("24", "The answer is twenty-four, i.e. $24$.\n\n\\boxed{24}"),
+        ("9", "So the final answer is: **9**"),
+        ("4096", "The answer is $2^{12} = 4,\\!096$.\n\n\\boxed{4096}"),
+        ("50\\%", "The population grows by 50%.\n\nAnswer: 50%"),
+        ("12", "Therefore she has 12 apples left.\n\n#### 12"),
+        ("0.4", "Ergebnis: 0,4\n\nThe answer is 0.4."),
+    ]
+    for gold, completion in right:
+        yield case(gold, WORK + completion, True, "everyday")
+
+
 SECTIONS = [
     marker_delimiters,
     thousands,
@@ -505,6 +581,8 @@ SECTIONS = [
     multiple_choice,
     clock_times,
     gsm_style,
+    everyday,
+    sampled,
 ]
 
 

@@ -47,6 +47,7 @@ _FOREIGN_MARKER = (
 _FOREIGN_COPULA = r"(?:est|vaut|ist|lautet|es|é|è|=|:)"
 _ANSWER_IS = re.compile(
     r"(?:\bfinal\s+answer|\bthe\s+answer|^\W{0,4}answer"
+    r"|\bthe\s+answer\s+to\s+(?:this|the)\s+[^.\n$]{1,60}?(?=\s+is\b)"
     r"|\bthe\s+correct\s+(?:answer|option|choice))\s*(?:is\b|:|=)\s*:?"
     r"|^\W{0,4}answer\s+(?=\$|\\[(\[])"  # "Answer \( 9 \)": the word opens the line
     rf"|\b{_FOREIGN_MARKER}\s*{_FOREIGN_COPULA}\s*:?"
