@@ -78,6 +78,12 @@ def test_more_answer_markers(completion, answer):
     assert extract_answer("Working.\n\n" + completion).answers == (answer,)
 
 
+def test_the_answer_to_the_problem_is_a_marker():
+    # The model's stated answer is 5; 120 only appears in its justification.
+    assert score("120", "The answer to this problem is 5, because 5! = 120.") == 0.0
+    assert score("120", "Working.\n\nThe answer to this problem is 120.") == 1.0
+
+
 def test_a_trailing_marker_does_not_outrank_a_later_statement():
     text = "So 3 is the answer to part (a).\n\nThe answer is 5."
     assert extract_answer(text).answers == ("5",)
