@@ -40,7 +40,7 @@ from grpo_env.environments.math.numbers import parse_plain_number, plain_numbers
 from grpo_env.environments.math.readings import (
     choice_letter,
     chosen_letter,
-    clock_seconds,
+    clocks_equal,
     decimal_comma_number,
 )
 from grpo_env.environments.math.structure import compare_nodes, parse_structure
@@ -79,9 +79,9 @@ def answers_equal(gold: str, answer: str) -> Verdict:
 
 def _reading_by_kind(gold: str, answer: str) -> Verdict | None:
     """A verdict from ``readings`` when both sides are of a kind they know, else None."""
-    g_time, a_time = clock_seconds(gold), clock_seconds(answer)
-    if g_time is not None and a_time is not None:
-        return Verdict(g_time == a_time, "clock-time")
+    same_time = clocks_equal(gold, answer)
+    if same_time is not None:
+        return Verdict(same_time, "clock-time")
     letter = choice_letter(gold)
     if letter is not None:
         chosen = chosen_letter(answer)

@@ -5,7 +5,8 @@ prose is a policy choice. The rule is narrow on purpose, so that rambling does n
 
 - only the closing sentence counts (the last sentence of the last non-empty line); a
   question ("Maybe 9?") or a hedge ("either 5 or 6", "maybe", "not sure") states nothing;
-- a last line that is nothing but an answer ("B. 17 apples", "$x = 7$") is that answer;
+- a last line that is nothing but an answer ("$x = 7$", "12 apples") or a choice label
+  with its option ("B. 17 apples", "(D) None of the above") is that answer;
 - otherwise the sentence must conclude: a cue ("so", "therefore", "in total", "we find")
   or a copula ("is", "are", "equals"), and exactly one value may follow the last of them
   ("Therefore she has 12 apples left." -> 12; "There are 25 students and 30 desks." -> none).
@@ -34,6 +35,7 @@ _SENTENCE_END = re.compile(r"(?<![A-Z])(?<!\b[A-Z])[.!?](?=\s|$)")
 _MATH = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*\s*%?")
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_CHOICE_LINE = re.compile(r"^(?:\([A-E]\)|[A-E][.)])\s+\S")
 
 
 def concluded_value(text: str) -> str | None:
@@ -62,10 +64,13 @@ def concluded_value(text: str) -> str | None:
 def _bare_line(line: str) -> str | None:
     """The line itself when it is nothing but an answer: no two words in a row outside
     math, and something to compare (a digit, math, or a choice letter)."""
+    line = line.strip().strip("*").strip()
+    if _CHOICE_LINE.match(line):
+        return line  # "D. None of the above": a choice label, then its option's text
     words = re.sub(r"\$[^$]*\$|\\[A-Za-z]+\s*(?:\{[^{}]*\})?", " ", line)
-    if _PROSE.search(words) or not re.search(r"[\d$\\]|^\W*\(?[A-E]\)?\W", line):
+    if _PROSE.search(words) or not re.search(r"[\d$\\]", line):
         return None
-    return line.strip().strip("*").strip()
+    return line
 
 
 def _last_sentence(line: str) -> str:

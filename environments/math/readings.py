@@ -34,6 +34,25 @@ _DECIMAL_COMMA = re.compile(r"(?<![\d,.])(?P<whole>-?\d+),(?P<frac>\d+)(?![\d,.]
 def clock_seconds(text: str) -> int | None:
     """Seconds after midnight for a time of day (``14:05``, ``14:05:00``, ``2:05 PM``,
     ``2:05\\text{ p.m.}``), or None when ``text`` is not one."""
+    clock = _clock(text)
+    return None if clock is None else clock[0]
+
+
+def clocks_equal(gold: str, answer: str) -> bool | None:
+    """Whether two times of day are the same; None unless both are times. An answer with no
+    AM/PM and an hour of 12 or less, against a reference that names its half of the day,
+    is read on the 12-hour clock (``2:05`` answers ``2:05 PM``); otherwise hours are exact
+    (``2:05`` does not answer ``14:05``)."""
+    g, a = _clock(gold), _clock(answer)
+    if g is None or a is None:
+        return None
+    if g[1] and not a[1] and a[2]:
+        return g[0] % (12 * 3600) == a[0] % (12 * 3600)
+    return g[0] == a[0]
+
+
+def _clock(text: str) -> tuple[int, bool, bool] | None:
+    """(seconds after midnight, names AM/PM, could be a 12-hour reading) or None."""
     match = _CLOCK.fullmatch(_TEXT.sub(r" \1", text).strip())
     if not match:
         return None
@@ -46,7 +65,8 @@ def clock_seconds(text: str) -> int | None:
         hour = hour % 12 + (12 if match["half"][0].lower() == "p" else 0)
     elif hour > 23:
         return None
-    return (hour * 60 + minute) * 60 + second
+    twelve_hour = not match["half"] and 1 <= hour <= 12 and not match["h"].startswith("0")
+    return (hour * 60 + minute) * 60 + second, bool(match["half"]), twelve_hour
 
 
 def choice_letter(text: str) -> str | None:

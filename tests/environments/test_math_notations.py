@@ -285,6 +285,8 @@ def test_clock_seconds():
             ("14:05", "\\boxed{2:05\\text{ p.m.}}"),
             ("2:05 PM", "The answer is 14:05."),
             ("9:30 AM", "\\boxed{09:30}"),
+            # The reference names its half of the day; the answer did not contradict it.
+            ("2:05 PM", "The answer is 2:05."),
         ],
         wrong=[
             ("14:05", "The answer is 2:05 AM"),
@@ -292,6 +294,8 @@ def test_clock_seconds():
             ("12:15 AM", "\\boxed{12:15 PM}"),
             ("9:30 AM", "\\boxed{21:30}"),
             ("1:2", "The ratio is \\boxed{2:4}"),
+            ("14:05", "The answer is 2:05."),
+            ("2:05 PM", "The answer is 02:05."),
         ],
     ),
 )
@@ -311,6 +315,7 @@ def test_clock_times(gold, completion, expected):
         ("Adding up the purchases, in total he spends \\$45.", "45"),
         ("Checking all cases, we conclude that there are 3 solutions.", "3"),
         ("Working it out.\n\nB. 17 apples", "B. 17 apples"),
+        ("Working it out.\n\n(D) None of the above", "(D) None of the above"),
     ],
 )
 def test_prose_conclusion_reads_the_closing_sentence(completion, answer):
