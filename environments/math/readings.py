@@ -26,6 +26,7 @@ _CHOICE = re.compile(
     r"(?P<open>\()?(?P<letter>[A-E])(?(open)\))(?P<mark>[.):]\s*|\s+|$)(?P<rest>.*)", re.DOTALL
 )
 _LETTER = re.compile(r"\(?([A-E])\)?")
+_OTHER_LETTER = re.compile(r"(?<![A-Za-z\\])[A-E](?![A-Za-z])")
 # A decimal comma: digits, a comma, digits that are not a thousands group (not exactly
 # three, or a whole part of 0: "0,125" cannot be a thousands separator).
 _DECIMAL_COMMA = re.compile(r"(?<![\d,.])(?P<whole>-?\d+),(?P<frac>\d+)(?![\d,.])")
@@ -81,6 +82,8 @@ def chosen_letter(text: str) -> str | None:
     match = _CHOICE.fullmatch(text.strip())
     if not match:
         return None
+    if _OTHER_LETTER.search(match["rest"]):
+        return None  # "A B C D E", "(A) and (C)": every choice at once is none of them
     if match["open"] or match["mark"].strip():
         return match["letter"]  # "(B) ...", "B. ...", "B) ...", "C: ..."
     if match["rest"].strip()[:1] in ("=", "<", ">", "+", "-", "^", "_", "*", "/", "\\"):

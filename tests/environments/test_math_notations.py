@@ -237,6 +237,10 @@ def test_choice_letters():
     assert chosen_letter("A = 5") is None  # a variable, not a choice
     assert chosen_letter("Bx + 1") is None
     assert chosen_letter("B, C") is None
+    assert chosen_letter("A B C D E") is None  # every choice at once
+    assert chosen_letter("(A) and (C)") is None
+    assert chosen_letter("D. None of the above") == "D"
+    assert chosen_letter("C. $\\Delta = 4$") == "C"
 
 
 @pytest.mark.parametrize(
@@ -255,6 +259,8 @@ def test_choice_letters():
             ("B", "\\boxed{B, C}"),
             ("B", "The answer is (B) or (C)"),
             ("C", "The answer is B: $\\frac{3}{4}$"),
+            ("A", "\\boxed{A B C D E}"),
+            ("A", "The answer is (A) (B) (C) (D)."),
         ],
     ),
 )
