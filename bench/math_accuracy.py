@@ -1,14 +1,18 @@
 """Accuracy of the math checker against math-verify alone, on the same labelled cases.
 
     python bench/math_accuracy.py [--cases tests/environments/data/math_accuracy.jsonl]
+    python bench/math_accuracy.py --cases bench/data/notation_set.jsonl
 
 Each case is (gold, completion, correct): a reference answer, a model-style completion, and
 whether a careful human grader would accept it. "ours" is ``check_answer`` (extraction,
-exact equivalence, worker pool). "math-verify alone" is the library used as its README
-shows: ``verify(parse("$" + gold + "$"), parse(completion))`` with its default settings.
+exact equivalence, worker pool). "ours_prose_conclusion" is the same check, in this process,
+with ``extract_answer(..., prose_conclusion=True)`` (answers concluded in prose with no
+marker; an env option). "math-verify alone" is the library used as its README shows:
+``verify(parse("$" + gold + "$"), parse(completion))`` with its default settings.
 
-Prints one JSON object: accuracy of both, how many known false positives each accepted,
-per-category accuracy, and the cases each gets wrong (``--show-errors``).
+Prints one JSON object: for each grader its accuracy, false positives (wrong answers
+accepted), false negatives (right answers rejected), how many known false positives it
+accepted, per-category accuracy, and the cases it gets wrong (``--show-errors``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,33 @@ def ours(cases: list[dict[str, Any]]) -> list[bool]:
     return [r.score >= 1.0 for r in results]
 
 
+def ours_prose_conclusion(cases: list[dict[str, Any]]) -> list[bool] | None:
+    """Our checker with prose conclusions read (in-process, no time limit); None when this
+    checkout's extraction has no such option."""
+    import inspect
+
+    from grpo_env.environments.math.checker import judge_candidates
+    from grpo_env.environments.math.equivalence import answers_equal
+    from grpo_env.environments.math.extraction import extract_answer, reference_answer
+
+    if "prose_conclusion" not in inspect.signature(extract_answer).parameters:
+        return None
+    verdicts = []
+    for c in cases:
+        reference = reference_answer(c["gold"])
+        extraction = extract_answer(c["completion"], prose_conclusion=True)
+
+        def judge(candidate: str, reference: str = reference) -> tuple[bool, str]:
+            verdict = answers_equal(reference, candidate)
+            return verdict.equal, verdict.method
+
+        try:
+            verdicts.append(judge_candidates(reference, extraction, judge).score >= 1.0)
+        except Exception:
+            verdicts.append(False)
+    return verdicts
+
+
 def summarise(cases: list[dict[str, Any]], verdicts: list[bool]) -> dict[str, Any]:
     right = [v == c["correct"] for c, v in zip(cases, verdicts, strict=True)]
     by_category: dict[str, list[bool]] = defaultdict(list)
@@ -56,7 +87,9 @@ def summarise(cases: list[dict[str, Any]], verdicts: list[bool]) -> dict[str, An
         "correct": sum(right),
         "false_positives": len(false_positives),
         "false_negatives": len(false_negatives),
-        "known_false_positives_accepted": sum(c["false_positive"] for c in false_positives),
+        "known_false_positives_accepted": sum(
+            c.get("false_positive", False) for c in false_positives
+        ),
         "by_category": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_category.items())},
         "_errors": [
             {"gold": c["gold"], "completion": c["completion"][-120:], "truth": c["correct"]}
@@ -67,17 +100,22 @@ def summarise(cases: list[dict[str, Any]], verdicts: list[bool]) -> dict[str, An
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES, help="A labelled JSONL set.")
     parser.add_argument("--show-errors", action="store_true", help="List every misjudged case.")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # math-verify logs every parse failure
     cases = load_cases(args.cases)
     report: dict[str, Any] = {"cases": len(cases), "known_false_positives": 0}
-    report["known_false_positives"] = sum(c["false_positive"] for c in cases)
-    for name, verdicts in (
-        ("ours", ours(cases)),
-        ("math_verify_alone", [math_verify_alone(c["gold"], c["completion"]) for c in cases]),
-    ):
+    report["known_false_positives"] = sum(c.get("false_positive", False) for c in cases)
+    report["wrong_share"] = round(sum(not c["correct"] for c in cases) / len(cases), 3)
+    graders = {
+        "ours": ours(cases),
+        "ours_prose_conclusion": ours_prose_conclusion(cases),
+        "math_verify_alone": [math_verify_alone(c["gold"], c["completion"]) for c in cases],
+    }
+    for name, verdicts in graders.items():
+        if verdicts is None:
+            continue
         summary = summarise(cases, verdicts)
         errors = summary.pop("_errors")
         if args.show_errors:

@@ -10,6 +10,11 @@ The order of the checks, cheapest and most exact first:
    fractions (``numbers``); everything else by math-verify's grader made exact for numbers
    (``symbolic``), gold first.
 
+Before 2, answers whose notation names their kind are read as that kind when the reference
+is of it too (``readings``): clock times by the time of day, multiple-choice letters by the
+letter chosen, and a decimal comma (``1,25``) against a reference that is one decimal
+number.
+
 Thousands separators are tried both ways: ``1,234`` is the number 1234 or the list (1, 234),
 whichever the reference makes sense of.
 """
@@ -32,6 +37,12 @@ from grpo_env.environments.math.normalize import (
     unwrap_text,
 )
 from grpo_env.environments.math.numbers import parse_plain_number, plain_numbers_equal
+from grpo_env.environments.math.readings import (
+    choice_letter,
+    chosen_letter,
+    clocks_equal,
+    decimal_comma_number,
+)
 from grpo_env.environments.math.structure import compare_nodes, parse_structure
 
 
@@ -50,6 +61,9 @@ def answers_equal(gold: str, answer: str) -> Verdict:
         return Verdict(False, "empty reference")
     if squash(g) == squash(a):
         return Verdict(True, "string")
+    by_kind = _reading_by_kind(g, a)
+    if by_kind is not None:
+        return by_kind
     attempts = [(collapse_thousands(g), collapse_thousands(a))]
     if attempts[0] != (g, a):
         attempts.append((g, a))
@@ -61,6 +75,26 @@ def answers_equal(gold: str, answer: str) -> Verdict:
         first = first or verdict
     assert first is not None
     return first
+
+
+def _reading_by_kind(gold: str, answer: str) -> Verdict | None:
+    """A verdict from ``readings`` when both sides are of a kind they know, else None."""
+    same_time = clocks_equal(gold, answer)
+    if same_time is not None:
+        return Verdict(same_time, "clock-time")
+    letter = choice_letter(gold)
+    if letter is not None:
+        chosen = chosen_letter(answer)
+        if chosen is not None:
+            return Verdict(chosen == letter, "choice-letter")
+    if "," not in gold:
+        g_number = parse_plain_number(strip_units(unwrap_text(gold)))
+        a_number = decimal_comma_number(unwrap_text(answer))
+        if g_number is not None and a_number is not None:
+            equal, _ = plain_numbers_equal(g_number, a_number)
+            if equal:
+                return Verdict(True, "decimal-comma")
+    return None
 
 
 class _Comparison:

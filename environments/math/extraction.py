@@ -1,17 +1,29 @@
 """Finding the final answer in a completion (pure string work, no sympy).
 
+The completion is first cut at the first chat-template turn token (``<|im_start|>``,
+``<|im_end|>``, ``<|endoftext|>``...): a model that runs on into an invented next turn
+answers that turn's question there, not this one.
+
 Where a final answer may be, strongest marker first:
 
 1. an ``<answer>…</answer>`` block: extraction then looks only inside it (and takes the whole
    block when it holds no other marker);
 2. the last ``\\boxed{…}`` (nested braces, ``\\fbox``, ``\\boxed 5``);
 3. a GSM8K line ``#### N``;
-4. "the (final) answer is …" / "Answer: …" (the last such statement);
+4. "the (final) answer is …" / "Answer: …" (the last such statement), also when the
+   answer follows on the next lines as display math (``Answer:\\n$$ 14 $$``), the same
+   markers in other languages ("La réponse est …", "Ergebnis: …"), and the marker after
+   the answer ("Hence $y \\le 3$ is the answer.");
 5. the whole completion, when it is nothing but an answer (``$\\frac{1}{3}$``, ``x = 5``);
-6. optionally, the last number in the text (off by default: it rewards rambling).
+6. optionally (``prose_conclusion``), the value a closing sentence concludes with, no marker
+   ("Therefore she has 12 apples left.", see ``prose``);
+7. optionally, the last number in the text (off by default: it rewards rambling).
 
 A completion that commits to several different answers ("either 3 or 4", ``\\boxed{3}
 \\boxed{4}``) yields several candidates; the checker scores it 0 unless all of them are right.
+Several boxes also offer ``joined``, one list, unless the text between them hedges or
+corrects ("or", "wait", "actually"...): the checker reads it only when the reference is
+itself a list (``\\boxed{a = 7}`` ... ``\\boxed{b = 3}`` against ``a = 7, b = 3``).
 """
 
 from __future__ import annotations
@@ -21,16 +33,44 @@ import re
 from dataclasses import dataclass
 
 from grpo_env.environments.math.brackets import split_top_level
+from grpo_env.environments.math.prose import concluded_value
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _GSM8K = re.compile(r"^[ \t]*####[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+# Answer markers in other languages, with their copulas: "La réponse est", "Ergebnis:".
+_FOREIGN_MARKER = (
+    r"(?:r[ée]ponse|r[ée]sultat|antwort|ergebnis|respuesta|resultado|resposta|risposta"
+    r"|risultato)"
+)
+_FOREIGN_COPULA = r"(?:est|vaut|ist|lautet|es|é|è|=|:)"
 _ANSWER_IS = re.compile(
-    r"(?:\bfinal\s+answer|\bthe\s+answer|^\W{0,4}answer)\s*(?:is\b|:|=)\s*:?"
-    r"|^\W{0,4}answer\s+(?=\$|\\[(\[])",  # "Answer \( 9 \)": the word opens the line
+    r"(?:\bfinal\s+answer|\bthe\s+answer|^\W{0,4}answer"
+    r"|\bthe\s+answer\s+to\s+(?:this|the)\s+[^.\n$]{1,60}?(?=\s+is\b)"
+    r"|\bthe\s+correct\s+(?:answer|option|choice))\s*(?:is\b|:|=)\s*:?"
+    r"|^\W{0,4}answer\s+(?=\$|\\[(\[])"  # "Answer \( 9 \)": the word opens the line
+    rf"|\b{_FOREIGN_MARKER}\s*{_FOREIGN_COPULA}\s*:?"
+    rf"|^\W{{0,4}}(?:answer|{_FOREIGN_MARKER})\s+(?=-?\d)",  # "Ergebnis 0,4" opens the line
     re.IGNORECASE | re.MULTILINE,
 )
+# The marker after the answer: "Hence $y \le 3$ is the answer.", "x = 3 is our final answer".
+_IS_THE_ANSWER = re.compile(r"\s+is\s+(?:the|our|my)\s+(?:final\s+)?answer\b", re.IGNORECASE)
+# Display math opening the lines after a marker that ends its own line ("Answer:\n$$ 14 $$").
+_DISPLAY_MATH = re.compile(r"^\s*(\$\$.+?\$\$|\\\[.+?\\\])", re.DOTALL)
+# Chat-template tokens that end the model's turn; anything after them is another turn.
+_TURN_END = re.compile(
+    r"<\|(?:im_start|im_end|endoftext|end_of_text|eot_id|start_header_id|end|user|assistant)\|>"
+    r"|<(?:end|start)_of_turn>|</s>"
+)
+# Words between two boxes that hedge or correct: the boxes are alternatives, not a list.
+_HEDGE = re.compile(
+    r"\b(?:or|wait|actually|instead|alternatively|maybe|perhaps|probably|mistake|wrong"
+    r"|incorrect|recheck|reconsider|correction|oops|hmm|however|but|not|no|sorry|hold"
+    r"|double-check|let\s+me|either)\b",
+    re.IGNORECASE,
+)
+MAX_LIST_GAP_CHARS = 200
 # Where an "answer is" statement ends: a line break, or a sentence-ending period (not the
 # point of a decimal such as 3.5).
 _STATEMENT_END = re.compile(r"\n|\.(?=\s|$)(?!\d)")
@@ -118,8 +158,14 @@ def last_boxed(text: str) -> str | None:
     return boxes[-1].content if boxes else None
 
 
-def extract_answer(completion: str, *, last_number_fallback: bool = False) -> Extraction:
-    """The final answer(s) stated in ``completion`` (see the module docstring)."""
+def extract_answer(
+    completion: str, *, last_number_fallback: bool = False, prose_conclusion: bool = False
+) -> Extraction:
+    """The final answer(s) stated in ``completion`` (see the module docstring).
+
+    ``prose_conclusion``: with no marked answer, read the value the closing sentence
+    concludes with ("So the point is $(4, 1)$."). A policy choice, off by default."""
+    completion = own_turn(completion)
     blocks = [b.strip() for b in _ANSWER_BLOCK.findall(completion) if b.strip()]
     if blocks:
         distinct = _distinct(blocks)
@@ -129,18 +175,27 @@ def extract_answer(completion: str, *, last_number_fallback: bool = False) -> Ex
         if inner.found:
             return Extraction(inner.answers, f"answer_tag/{inner.source}", inner.joined)
         return _with_alternatives(distinct[0], "answer_tag")
-    marked = _extract_marked(completion, last_number_fallback=last_number_fallback)
-    return marked
+    return _extract_marked(
+        completion, last_number_fallback=last_number_fallback, prose_conclusion=prose_conclusion
+    )
 
 
-def _extract_marked(text: str, *, last_number_fallback: bool) -> Extraction:
+def own_turn(completion: str) -> str:
+    """The completion up to the first chat-template token that ends the model's turn."""
+    end = _TURN_END.search(completion)
+    return completion[: end.start()] if end else completion
+
+
+def _extract_marked(
+    text: str, *, last_number_fallback: bool, prose_conclusion: bool = False
+) -> Extraction:
     boxes = [b for b in find_boxed(text) if b.content]
     if boxes:
         distinct = _distinct([b.content for b in boxes])
         if len(distinct) == 1:
             return _with_alternatives(distinct[0], "boxed")
         joined = None
-        if all(_LIST_GLUE.match(text[a.end : b.start]) for a, b in itertools.pairwise(boxes)):
+        if all(_reads_as_list(text[a.end : b.start]) for a, b in itertools.pairwise(boxes)):
             joined = ", ".join(b.content for b in boxes)
         return Extraction(tuple(distinct), "boxed", joined)
 
@@ -158,6 +213,11 @@ def _extract_marked(text: str, *, last_number_fallback: bool) -> Extraction:
     bare = _bare_answer(text)
     if bare:
         return _with_alternatives(bare, "whole")
+
+    if prose_conclusion:
+        concluded = concluded_value(text)
+        if concluded:
+            return _with_alternatives(clean_statement(concluded), "prose")
 
     if last_number_fallback:
         numbers = _NUMBER.findall(text)
@@ -180,15 +240,45 @@ def _bare_answer(text: str) -> str | None:
     return clean_statement(stripped) or None
 
 
+def _reads_as_list(gap: str) -> bool:
+    """Whether the text between two boxes joins them into one list: list glue, or a short
+    stretch of prose that neither hedges nor corrects ("From (2), ...")."""
+    if _LIST_GLUE.match(gap):
+        return True
+    return len(gap) <= MAX_LIST_GAP_CHARS and not _HEDGE.search(gap)
+
+
 def _last_answer_statement(text: str) -> str | None:
-    matches = list(_ANSWER_IS.finditer(text))
-    for match in reversed(matches):
+    statements: list[tuple[int, str]] = []
+    for match in _ANSWER_IS.finditer(text):
         rest = text[match.end() :]
-        rest = rest[: _statement_end(rest)]
+        display = _DISPLAY_MATH.match(rest)
+        rest = display.group(1) if display else rest[: _statement_end(rest)]
+        statements.append((match.start(), rest))
+    for match in _IS_THE_ANSWER.finditer(text):
+        statements.append((match.start(), _sentence_before(text[: match.start()])))
+    for _, rest in sorted(statements, reverse=True):
         answer = clean_statement(_after_prose(rest))
         if answer:
             return answer
     return None
+
+
+def _sentence_before(text: str) -> str:
+    """The sentence that ends at the end of ``text``, without a leading "Hence,"/"So"."""
+    starts = [m.end() for m in _STATEMENT_END.finditer(text) if _outside_math(text, m.start())]
+    sentence = text[starts[-1] :] if starts else text
+    sentence = re.sub(
+        r"^\s*(?:hence|thus|therefore|so|then|and|finally)\b,?", "", sentence, flags=re.I
+    )
+    math = re.findall(r"\$([^$]+)\$", sentence)
+    if math and _PROSE.search(re.sub(r"\$[^$]*\$", " ", sentence)):
+        return math[-1]  # "we see that $x = 3$ is the answer"
+    return sentence.strip()
+
+
+def _outside_math(text: str, position: int) -> bool:
+    return text[:position].count("$") % 2 == 0
 
 
 def _after_prose(statement: str) -> str:

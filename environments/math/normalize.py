@@ -15,7 +15,8 @@ from grpo_env.environments.math.extraction import clean_statement, find_boxed
 
 _SPACING = re.compile(r"(?<!\\)\\[,;:!> ]|\\q?quad\b|~|\\(?:displaystyle|textstyle|limits)\b")
 # "16,\\!386", "1\\,000", "12{,}000": spacing inside a number is part of a thousands separator.
-_NUMBER_SPACING = re.compile(r"(?<=[\d,])\\[!,;: ](?=\d)|(?<=\d)\\[!,;: ](?=,)")
+# The space after the command is the writer's, not a second separator: "4,\\! 096".
+_NUMBER_SPACING = re.compile(r"(?<=[\d,])\\[!,;: ] ?(?=\d)|(?<=\d)\\[!,;: ](?=,)")
 _SIZING = re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])\s*")
 _FRAC_VARIANTS = re.compile(r"\\[dtc]frac(?![A-Za-z])")
 _STYLE_WRAPPERS = re.compile(
@@ -55,6 +56,10 @@ _UNICODE = {
 }
 _ALL_REALS = re.compile(r"^(?:all\s+)?real\s+numbers$|^all\s+reals$", re.IGNORECASE)
 # A one-column (or one-row) matrix is a vector: the same answer as the tuple (2, -1, 3).
+# An array between brackets is a matrix: the same answer as pmatrix/bmatrix.
+_ARRAY_MATRIX = re.compile(
+    r"[\[(]\s*\\begin\{array\}\s*\{[lcr|\s]*\}(.*?)\\end\{array\}\s*[\])]", re.DOTALL
+)
 _VECTOR = re.compile(r"\\begin\{[pbv]?matrix\}(.*?)\\end\{[pbv]?matrix\}", re.DOTALL)
 _REALS = re.compile(r"\\mathbb\s*\{?\s*R\s*\}?|ℝ")
 _REALS_WITHOUT_POINT = re.compile(
@@ -106,6 +111,7 @@ def clean_answer(answer: str) -> str:
     text = _plain_text_math(text)
     text = _EMPTY_SET.sub(r"\\emptyset", text)
     text = _ALL_REALS.sub(r"\\mathbb{R}", text)
+    text = _ARRAY_MATRIX.sub(r"\\begin{pmatrix}\1\\end{pmatrix}", text)
     text = _VECTOR.sub(_vector_as_tuple, text)
     text = _REALS.sub(r"(-\\infty, \\infty)", text)
     text = _REALS_WITHOUT_POINT.sub(r"(-\\infty, \1) \\cup (\1, \\infty)", text)

@@ -22,8 +22,10 @@ Kind = Literal["leaf", "set", "list", "bracket", "union", "ratio", "plusminus"]
 _UNION = re.compile(r"\\cup(?![A-Za-z])")
 _COMMA = re.compile(r",|;")
 _LIST = re.compile(r",|;|\s+and\s+|\\text\{\s*and\s*\}")
+_AND = re.compile(r"\s+and\s+|\\text\{\s*and\s*\}")
 _RATIO = re.compile(r":")
 _PLUS_MINUS = re.compile(r"\\pm(?![A-Za-z])")
+_INEQUALITY = re.compile(r"[<>≤≥]|\\(?:le|ge|leq|geq|lt|gt|leqslant|geqslant)(?![A-Za-z])")
 MAX_MATCHED_ITEMS = 12
 
 
@@ -60,6 +62,13 @@ def parse_structure(text: str) -> Node:
             return parse_structure(inner)  # (5) is 5, (A) is A
         return Node("bracket", text, _items(inner, _COMMA), text[0], text[-1])
 
+    conjuncts = split_top_level(text, _AND)
+    if len(conjuncts) > 1 and all(
+        _INEQUALITY.search(p) and len(split_top_level(p, _COMMA)) == 1 for p in conjuncts
+    ):
+        # "x > -1 and x < 3" is one set, the intersection (written so unit-stripping keeps
+        # the "and"; ``symbolic`` reads \land).
+        return Node("leaf", " \\land ".join(conjuncts))
     items = split_top_level(text, _LIST)
     if len(items) > 1 and all(p.strip() for p in items):
         return Node("list", text, _flatten(parse_structure(p) for p in items))

@@ -45,6 +45,7 @@ _PERCENT = sympy.UnevaluatedExpr(sympy.Rational(1, 100))
 _RELATIVE_TOLERANCE = sympy.Float("1e-40", 60)
 _DIGITS = 50
 _OR = re.compile(r"\s+or\s+|\\text\{\s*or\s*\}|\\(?:lor|vee)(?![A-Za-z])")
+_AND = re.compile(r"\s+and\s+|\\text\{\s*and\s*\}|\\(?:land|wedge)(?![A-Za-z])")
 # "3+4i", "2i": an i written next to a number is the imaginary unit.
 _IMAGINARY_UNIT = re.compile(r"(?<=\d)\s*i(?![A-Za-z])|(?<![A-Za-z\\])i(?![A-Za-z])")
 
@@ -53,17 +54,18 @@ def to_sympy(text: str) -> Any | None:
     """``text`` (LaTeX or plain math) as a sympy object, or None when it does not parse.
 
     Inequalities joined by "or" (``x \\le -3 \\text{ or } x \\ge 3``) become the union of
-    their solution sets."""
-    parts = _OR.split(text)
-    if len(parts) > 1:
-        relations = [_to_sympy(p) for p in parts]
-        if all(isinstance(r, sympy.core.relational.Relational) for r in relations):
-            try:
-                return sympy.Union(*(r.as_set() for r in relations))
-            except (MemoryError, RecursionError):
-                raise
-            except Exception:
-                return None
+    their solution sets; joined by "and" (``x > -1 \\text{ and } x < 3``), the intersection."""
+    for separator, combine in ((_OR, sympy.Union), (_AND, sympy.Intersection)):
+        parts = separator.split(text)
+        if len(parts) > 1:
+            relations = [_to_sympy(p) for p in parts]
+            if all(isinstance(r, sympy.core.relational.Relational) for r in relations):
+                try:
+                    return combine(*(r.as_set() for r in relations))
+                except (MemoryError, RecursionError):
+                    raise
+                except Exception:
+                    return None
     return _to_sympy(text)
 
 
