@@ -4,10 +4,11 @@
     python bench/math_accuracy.py --cases bench/data/notation_set.jsonl
 
 Each case is (gold, completion, correct): a reference answer, a model-style completion, and
-whether a careful human grader would accept it. "ours" is ``check_answer`` (extraction,
-exact equivalence, worker pool). "ours_prose_conclusion" is the same check, in this process,
-with ``extract_answer(..., prose_conclusion=True)`` (answers concluded in prose with no
-marker; an env option). "math-verify alone" is the library used as its README shows:
+whether a careful human grader would accept it; a case may carry the ``question`` it
+answers (the question restated is no answer). "ours" is ``check_answer`` (extraction,
+exact equivalence, worker pool). "ours_prose_conclusion" is the same check with the env
+option ``prose_conclusion=True`` (answers concluded in prose with no marker). "math-verify
+alone" is the library used as its README shows:
 ``verify(parse("$" + gold + "$"), parse(completion))`` with its default settings.
 
 Prints one JSON object: for each grader its accuracy, false positives (wrong answers
@@ -40,39 +41,24 @@ def math_verify_alone(gold: str, completion: str) -> bool:
         return False
 
 
-def ours(cases: list[dict[str, Any]]) -> list[bool]:
+def ours(cases: list[dict[str, Any]], *, prose_conclusion: bool = False) -> list[bool]:
+    """``check_answer`` through the worker pool, with the case's question where it has one
+    (the question restated is no answer) and the env option ``prose_conclusion``."""
     from grpo_env.environments.math import CheckerPool
+    from grpo_env.environments.math.pool import check_request
 
+    requests = [
+        check_request(
+            c["gold"],
+            c["completion"],
+            prose_conclusion=prose_conclusion,
+            question=c.get("question"),
+        )
+        for c in cases
+    ]
     with CheckerPool() as pool:
-        results = pool.check_many([(c["gold"], c["completion"]) for c in cases], timeout=10.0)
+        results = pool.run_many(requests, timeout=10.0)
     return [r.score >= 1.0 for r in results]
-
-
-def ours_prose_conclusion(cases: list[dict[str, Any]]) -> list[bool] | None:
-    """Our checker with prose conclusions read (in-process, no time limit); None when this
-    checkout's extraction has no such option."""
-    import inspect
-
-    from grpo_env.environments.math.checker import judge_candidates
-    from grpo_env.environments.math.equivalence import answers_equal
-    from grpo_env.environments.math.extraction import extract_answer, reference_answer
-
-    if "prose_conclusion" not in inspect.signature(extract_answer).parameters:
-        return None
-    verdicts = []
-    for c in cases:
-        reference = reference_answer(c["gold"])
-        extraction = extract_answer(c["completion"], prose_conclusion=True)
-
-        def judge(candidate: str, reference: str = reference) -> tuple[bool, str]:
-            verdict = answers_equal(reference, candidate)
-            return verdict.equal, verdict.method
-
-        try:
-            verdicts.append(judge_candidates(reference, extraction, judge).score >= 1.0)
-        except Exception:
-            verdicts.append(False)
-    return verdicts
 
 
 def summarise(cases: list[dict[str, Any]], verdicts: list[bool]) -> dict[str, Any]:
@@ -110,12 +96,10 @@ def main() -> None:
     report["wrong_share"] = round(sum(not c["correct"] for c in cases) / len(cases), 3)
     graders = {
         "ours": ours(cases),
-        "ours_prose_conclusion": ours_prose_conclusion(cases),
+        "ours_prose_conclusion": ours(cases, prose_conclusion=True),
         "math_verify_alone": [math_verify_alone(c["gold"], c["completion"]) for c in cases],
     }
     for name, verdicts in graders.items():
-        if verdicts is None:
-            continue
         summary = summarise(cases, verdicts)
         errors = summary.pop("_errors")
         if args.show_errors:

@@ -21,8 +21,15 @@ from pathlib import Path
 Case = dict[str, object]
 
 
-def case(gold: str, completion: str, correct: bool, category: str, note: str = "") -> Case:
-    return {
+def case(
+    gold: str,
+    completion: str,
+    correct: bool,
+    category: str,
+    note: str = "",
+    question: str | None = None,
+) -> Case:
+    row: Case = {
         "gold": gold,
         "completion": completion,
         "correct": correct,
@@ -30,6 +37,9 @@ def case(gold: str, completion: str, correct: bool, category: str, note: str = "
         "note": note,
         "false_positive": False,
     }
+    if question is not None:  # the checker refuses the question restated as the answer
+        row["question"] = question
+    return row
 
 
 WORK = "Let me work it out step by step.\n\n"
@@ -500,7 +510,14 @@ def sampled() -> Iterator[Case]:
     path = Path(__file__).with_name("smollm2_samples.jsonl")
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        yield case(row["gold"], row["completion"], row["correct"], "sampled_smollm2", row["note"])
+        yield case(
+            row["gold"],
+            row["completion"],
+            row["correct"],
+            "sampled_smollm2",
+            row["note"],
+            question=row.get("question"),
+        )
 
 
 def everyday() -> Iterator[Case]:

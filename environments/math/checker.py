@@ -37,6 +37,7 @@ def check_completion(
     completion: str,
     *,
     last_number_fallback: bool = False,
+    prose_conclusion: bool = False,
     question: str | None = None,
     answer_kind: AnswerKind = "expression",
 ) -> VerifyResult:
@@ -56,7 +57,9 @@ def check_completion(
             components={"correct": 0.0},
             details={"reason": f"bad reference answer: {problem}", "bad_reference": True},
         )
-    extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
+    extraction = extract_answer(
+        completion, last_number_fallback=last_number_fallback, prose_conclusion=prose_conclusion
+    )
     if extraction.source == "last_number" and question:
         # The last number of a restated question ("so 4 + 7") is not the model's answer.
         extraction = extract_answer(mask_question(completion, question), last_number_fallback=True)
@@ -106,10 +109,13 @@ def check_with_scorer(
     score: Callable[[str], float],
     *,
     last_number_fallback: bool = False,
+    prose_conclusion: bool = False,
 ) -> VerifyResult:
     """Like ``check_completion`` but an external ``score(answer) -> float`` (reasoning-gym's
     own ``score_answer``) decides each candidate: full marks only."""
-    extraction = extract_answer(completion, last_number_fallback=last_number_fallback)
+    extraction = extract_answer(
+        completion, last_number_fallback=last_number_fallback, prose_conclusion=prose_conclusion
+    )
 
     def judge(candidate: str) -> tuple[bool, str]:
         value = float(score(candidate))

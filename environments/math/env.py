@@ -65,6 +65,7 @@ class _MathRewardEnv(VerifiableEnv):
         system_prompt: str | None,
         timeout: float,
         last_number_fallback: bool,
+        prose_conclusion: bool,
         pool: CheckerPool | None,
         render_mode: str | None,
         max_completion_chars: int,
@@ -79,6 +80,7 @@ class _MathRewardEnv(VerifiableEnv):
         self.format_weight = format_weight
         self.timeout = timeout
         self.last_number_fallback = last_number_fallback
+        self.prose_conclusion = prose_conclusion
         self._pool = pool
         if system_prompt is None:
             system_prompt = MATH_FORMAT_SYSTEM_PROMPT if require_format else MATH_SYSTEM_PROMPT
@@ -113,6 +115,7 @@ class _MathRewardEnv(VerifiableEnv):
             str(task.answer),
             completion,
             last_number_fallback=self.last_number_fallback,
+            prose_conclusion=self.prose_conclusion,
             question=prompt_text(task),
             answer_kind=self.task_answer_kind(task),
         )
@@ -182,6 +185,10 @@ class MathEnv(_MathRewardEnv):
         system_prompt: replaces the default instruction to box the final answer.
         timeout: wall-clock limit of one check, in seconds.
         last_number_fallback: accept the last number of an answer with no marked answer.
+        prose_conclusion: with no marked answer, read the value the closing sentence
+            concludes with ("Hence $y \\le 3$ is the answer."); off by default, since the
+            reward should be for the answer format the prompt asked for (on: for ``eval`` of
+            models prompted otherwise).
         pool: the checker pool (default: the shared one).
         answer_kind: ``"number"`` or ``"expression"`` (see
             ``environments.math.answer_form``); default: a number for GSM8K-form tasks, any
@@ -199,6 +206,7 @@ class MathEnv(_MathRewardEnv):
         system_prompt: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        prose_conclusion: bool = False,
         pool: CheckerPool | None = None,
         render_mode: str | None = None,
         max_completion_chars: int = 100_000,
@@ -222,6 +230,7 @@ class MathEnv(_MathRewardEnv):
             system_prompt=system_prompt,
             timeout=timeout,
             last_number_fallback=last_number_fallback,
+            prose_conclusion=prose_conclusion,
             pool=pool,
             render_mode=render_mode,
             max_completion_chars=max_completion_chars,
@@ -268,6 +277,7 @@ class ReasoningGymMathEnv(_MathRewardEnv):
         system_prompt: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        prose_conclusion: bool = False,
         pool: CheckerPool | None = None,
         render_mode: str | None = None,
         max_completion_chars: int = 100_000,
@@ -294,6 +304,7 @@ class ReasoningGymMathEnv(_MathRewardEnv):
             system_prompt=system_prompt,
             timeout=timeout,
             last_number_fallback=last_number_fallback,
+            prose_conclusion=prose_conclusion,
             pool=pool,
             render_mode=render_mode,
             max_completion_chars=max_completion_chars,
@@ -315,6 +326,7 @@ class ReasoningGymMathEnv(_MathRewardEnv):
             "entry": _jsonable(entry, f"task {task.id}"),
             "completion": completion,
             "last_number_fallback": self.last_number_fallback,
+            "prose_conclusion": self.prose_conclusion,
         }
 
     def _preload(self) -> dict[str, Any] | None:

@@ -174,6 +174,7 @@ class CheckerPool:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        prose_conclusion: bool = False,
         question: str | None = None,
         answer_kind: str = "expression",
     ) -> VerifyResult:
@@ -182,6 +183,7 @@ class CheckerPool:
             gold,
             completion,
             last_number_fallback=last_number_fallback,
+            prose_conclusion=prose_conclusion,
             question=question,
             answer_kind=answer_kind,
         )
@@ -193,12 +195,17 @@ class CheckerPool:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
         last_number_fallback: bool = False,
+        prose_conclusion: bool = False,
         answer_kind: str = "expression",
     ) -> list[VerifyResult]:
         """Check several (gold, completion) pairs concurrently; results in input order."""
         requests = [
             check_request(
-                gold, completion, last_number_fallback=last_number_fallback, answer_kind=answer_kind
+                gold,
+                completion,
+                last_number_fallback=last_number_fallback,
+                prose_conclusion=prose_conclusion,
+                answer_kind=answer_kind,
             )
             for gold, completion in pairs
         ]
@@ -373,6 +380,7 @@ def check_request(
     completion: str,
     *,
     last_number_fallback: bool = False,
+    prose_conclusion: bool = False,
     question: str | None = None,
     answer_kind: str = "expression",
 ) -> dict[str, Any]:
@@ -382,6 +390,7 @@ def check_request(
         "gold": gold,
         "completion": completion,
         "last_number_fallback": last_number_fallback,
+        "prose_conclusion": prose_conclusion,
         "question": question,
         "answer_kind": answer_kind,
     }
@@ -393,6 +402,7 @@ def check_answer(
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     last_number_fallback: bool = False,
+    prose_conclusion: bool = False,
     question: str | None = None,
     answer_kind: str = "expression",
     pool: CheckerPool | None = None,
@@ -408,6 +418,8 @@ def check_answer(
             starts it; past it the worker is killed and the result is ``timeout``.
         last_number_fallback: when no final answer is marked, use the last number in the
             text (off by default: it rewards ending on any number).
+        prose_conclusion: when no final answer is marked, read the value the closing sentence
+            concludes with (off by default: it rewards answers in a format not asked for).
         question: the prompt the model answered; an answer that restates its expressions
             scores 0 (``answer_form.restates_question``).
         answer_kind: ``"number"`` (the answer must be a numeral) or ``"expression"`` (any
@@ -425,6 +437,7 @@ def check_answer(
         completion,
         timeout=timeout,
         last_number_fallback=last_number_fallback,
+        prose_conclusion=prose_conclusion,
         question=question,
         answer_kind=answer_kind,
     )

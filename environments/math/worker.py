@@ -6,8 +6,8 @@ request per line and writes one JSON response per line on the pipes it was given
 a library prints goes to stderr, so the protocol channel stays clean.
 
 Requests:
-- ``{"op": "check", "gold", "completion", "last_number_fallback", "question",
-  "answer_kind"}``: a math check (``pool.check_request`` builds it).
+- ``{"op": "check", "gold", "completion", "last_number_fallback", "prose_conclusion",
+  "question", "answer_kind"}``: a math check (``pool.check_request`` builds it).
 - ``{"op": "load_dataset", "dataset", "config"}``: build a reasoning-gym dataset once (its
   import takes seconds and must not count against a check's time limit).
 - ``{"op": "dataset_check", "dataset", "config", "entry", "completion", ...}``: score with
@@ -52,6 +52,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
                 request["gold"],
                 request["completion"],
                 last_number_fallback=bool(request.get("last_number_fallback", False)),
+                prose_conclusion=bool(request.get("prose_conclusion", False)),
                 question=request.get("question"),
                 answer_kind=request.get("answer_kind", "expression"),
             )
@@ -66,6 +67,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
                 request["completion"],
                 lambda answer: dataset.score_answer(answer=answer, entry=entry),
                 last_number_fallback=bool(request.get("last_number_fallback", False)),
+                prose_conclusion=bool(request.get("prose_conclusion", False)),
             )
         else:
             return {"protocol_error": f"unknown op {op!r}"}

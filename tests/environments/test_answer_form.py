@@ -172,3 +172,19 @@ def test_gsm8k_form_wants_a_number():
 def test_a_bad_answer_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="answer_kind must be one of"):
         MathEnv([CHAIN_TASK], answer_kind="integer")
+
+
+def test_prose_conclusion_is_an_env_option_off_by_default():
+    task = Task(id="p", prompt="What is 6 times 7?", answer="42", metadata={"format": "math"})
+    prose = "I multiplied the two numbers. So the total comes to 42."
+    strict, reading = MathEnv([task]), MathEnv([task], prose_conclusion=True)
+    try:
+        (off,) = strict.score_many(task, [prose])
+        (on,) = reading.score_many(task, [prose])
+        assert (off.score, on.score) == (0.0, 1.0)
+        # the question restated stays refused when prose is read
+        (echo,) = reading.score_many(task, ["So the answer comes to 6 \\times 7."])
+        assert echo.score == 0.0
+    finally:
+        strict.close()
+        reading.close()
