@@ -26,7 +26,7 @@ from grpo_env.generation import Completion, Generator, SamplingParams
 from grpo_env.jsonl import read_jsonl
 from grpo_env.models import Policy
 from grpo_env.probes import prompt_text
-from grpo_env.shown_samples import ShownSample, pick_samples, shown_sample
+from grpo_env.shown_samples import ShownSample, find_key, pick_samples, shown_sample
 from grpo_env.types import Status, Task, VerifyResult
 
 
@@ -168,21 +168,10 @@ def vote_key(result: VerifyResult, completion: str) -> str | None:
     found no answer (invalid format, infra error)."""
     if result.status in (Status.INVALID_FORMAT, Status.INFRA_ERROR):
         return None
-    extracted = _find_key(result.details, "extracted")
+    extracted = find_key(result.details, "extracted")
     if extracted is not None:
         return extracted if isinstance(extracted, str) else json.dumps(extracted)
     return completion.strip() or None
-
-
-def _find_key(data: Any, key: str) -> Any:
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        for value in data.values():
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    return None
 
 
 def make_record(

@@ -41,9 +41,21 @@ def shown_sample(
         completion=_clip(completion),
         score=score,
         status=status,
-        extracted=details.get("extracted"),
-        reason=details.get("reason"),
+        extracted=find_key(details, "extracted"),
+        reason=find_key(details, "reason"),
     )
+
+
+def find_key(data: Any, key: str) -> Any:
+    """The first value of ``key`` in nested dicts (a rubric nests each criterion's details)."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        for value in data.values():
+            found = find_key(value, key)
+            if found is not None:
+                return found
+    return None
 
 
 def pick_samples(
