@@ -23,6 +23,7 @@ from grpo_env.sandbox import (
     ExecutionRequest,
     ExecutionResult,
     ExecutionStatus,
+    IOSuite,
     Limits,
     Sandbox,
     TestSuite,
@@ -73,7 +74,10 @@ class CodeUnittestEnv(VerifiableEnv):
         tasks: a ``TaskSource`` or tasks whose ``tests`` is a ``TestSuite`` dict. Default:
             HumanEval's ``split``, or the MBPP-style JSONL file ``tasks_path``.
         split: HumanEval split: ``train`` (131 problems), ``test`` (33 held out), ``all``.
-        tasks_path: an MBPP-style JSONL file (``prompt``, ``tests``, optional ``setup``).
+        tasks_path: a JSONL file of tasks, in the shape ``tasks_format`` names.
+        tasks_format: ``mbpp`` (``prompt``, ``tests``, optional ``setup``), ``humaneval``,
+            ``apps`` (APPS/TACO), ``codecontests`` or ``livecodebench`` (see
+            ``code_datasets``). Stdin/stdout tasks run the model's program once per case.
         extract: ``fenced`` (last ```python block; none found = invalid_format), ``whole``
             (the completion is the code) or ``auto``.
         all_or_nothing: reward 1 only when every test passes.
@@ -89,6 +93,7 @@ class CodeUnittestEnv(VerifiableEnv):
         *,
         split: Split = "train",
         tasks_path: str | Path | None = None,
+        tasks_format: str = "mbpp",
         extract: Extract = "fenced",
         all_or_nothing: bool = False,
         sandbox: str | Sandbox = "docker",
@@ -102,7 +107,7 @@ class CodeUnittestEnv(VerifiableEnv):
         if extract not in ("fenced", "whole", "auto"):
             raise ValueError(f"extract must be 'fenced', 'whole' or 'auto', got {extract!r}")
         if tasks is None:
-            tasks = mbpp_tasks(tasks_path) if tasks_path is not None else humaneval_tasks(split)
+            tasks = _tasks_from(tasks_path, tasks_format) if tasks_path else humaneval_tasks(split)
         super().__init__(tasks, system_prompt=system_prompt, **kwargs)
         self.extract = extract
         self.all_or_nothing = all_or_nothing
@@ -142,9 +147,15 @@ class CodeUnittestEnv(VerifiableEnv):
 
     def request(self, task: Task, code: str) -> ExecutionRequest:
         """The sandbox request that checks ``code`` against ``task``'s tests."""
-        if not isinstance(task.tests, Mapping | TestSuite):
+        tests = task.tests
+        if isinstance(tests, TestSuite | IOSuite):
+            tests = tests.model_dump()
+        if not isinstance(tests, Mapping):
             raise ValueError(f"task {task.id} has no test suite (tests={task.tests!r})")
-        suite = TestSuite.model_validate(task.tests)
+        if tests.get("kind") == "stdio":
+            io = IOSuite.model_validate(tests)
+            return ExecutionRequest(code=code, io=io, limits=self.limits)
+        suite = TestSuite.model_validate(tests)
         return ExecutionRequest(code=code, tests=suite, limits=self.limits)
 
     def verify(self, task: Task, completion: str) -> VerifyResult:
@@ -200,6 +211,14 @@ class CodeUnittestEnv(VerifiableEnv):
         if not isinstance(task.answer, str) or not task.answer.strip():
             return None
         return f"```python\n{task.answer.rstrip()}\n```"
+
+
+def _tasks_from(path: str | Path, shape: str) -> TaskSource:
+    if shape == "mbpp":
+        return mbpp_tasks(path)
+    from .code_datasets import code_dataset
+
+    return code_dataset(path, shape)
 
 
 def _no_code() -> VerifyResult:
