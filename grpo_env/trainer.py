@@ -48,6 +48,7 @@ from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
 from grpo_env.guard import InfraErrorGuard, InfraErrorsPersist, check_verifier
 from grpo_env.models import Policy, load_policy
+from grpo_env.no_signal import NoSignalWatch
 from grpo_env.preflight import check_train_config, checkpoint_note
 from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
@@ -148,6 +149,7 @@ class Trainer:
         self.env = unwrap_env(env)
         check_verifier(self.env, config.env)  # before generating: can it score at all?
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
+        self.no_signal = NoSignalWatch()
         self.policy = load_policy(config.model)
         gen = config.generation
         self.generator = make_generator(
@@ -287,6 +289,10 @@ class Trainer:
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
         self.guard.observe(step, groups)  # after logging: the step's record shows the failure
+        notice = self.no_signal.observe(groups)
+        if notice:
+            log.warning(notice)
+            self.console.print(f"[yellow]{notice}[/yellow]")
         return metrics
 
     def collect(self, step: int) -> tuple[list[Group], dict[str, float], list[Group]]:
