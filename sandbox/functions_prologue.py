@@ -29,7 +29,10 @@ def _grpo_solution_module():
         if not name.startswith("_"):
             setattr(module, name, value)  # only the solution's names are bound at this point
     for name in _GRPO_MODULE_NAMES:
-        _grpo_sys.modules[name] = module
+        # Never in place of a module the trusted side may import (a solution file json.py).
+        taken = name in _grpo_sys.modules or name in _grpo_sys.stdlib_module_names
+        if name == "solution" or not taken:
+            _grpo_sys.modules[name] = module
 
 
 _grpo_solution_module()

@@ -335,3 +335,17 @@ def test_fn_name_calls_cross_as_data(any_sandbox):
     ]:
         result = any_sandbox.run(ExecutionRequest(code=code, tests=suite))
         assert result.tests_passed == passed, (code, result.tests)
+
+
+def test_a_solution_named_like_a_stdlib_module_does_not_replace_it(local_sandbox):
+    # `sandbox run json.py --tests test_json.py`: the tests may not import the solution as
+    # `json`, and the trusted side's own json stays the real one.
+    from grpo_env.sandbox.testfunctions import suite_from_test_functions
+
+    tests = "import json\n\ndef test_real_json():\n    assert json.dumps([1]) == '[1]'\n"
+    suite = suite_from_test_functions(tests, module_names=("solution", "json"))
+    code = "def dumps(x):\n    return '[1]'\n"
+    result = local_sandbox.run(ExecutionRequest(code=code, tests=suite))
+    assert result.status.value == "passed", result.tests
+    evil = "def dumps(x):\n    return 'nope'\n"
+    assert local_sandbox.run(ExecutionRequest(code=evil, tests=suite)).tests_passed == 1
