@@ -76,9 +76,9 @@ def load_suite(
         fmt = detect_format(source, filename)
     if fmt == "io":
         try:
-            return fmt, suite_from_json(source, filename, compare)
+            return fmt, suite_from_json(source, compare)
         except CaseDataError as err:
-            raise TestFileError(str(err)) from None
+            raise TestFileError(f"{filename}: field {err.field!r}: {err.why}") from None
     if fmt == "functions":
         stem = PurePath(solution_name).stem
         return fmt, suite_from_test_functions(source, filename, ("solution", stem))
