@@ -73,7 +73,11 @@ class CodeUnittestEnv(VerifiableEnv):
     Args:
         tasks: a ``TaskSource`` or tasks whose ``tests`` is a ``TestSuite`` dict. Default:
             HumanEval's ``split``, or the MBPP-style JSONL file ``tasks_path``.
-        split: HumanEval split: ``train`` (131 problems), ``test`` (33 held out), ``all``.
+        split: ``train`` or ``test`` (held out) of the task set; HumanEval also ``all``.
+        task_set: ``humaneval`` (131 train / 33 held-out problems) or ``beginner`` (the
+            seeded beginner set of ``code_beginner``: 600 train / 120 held-out tasks that
+            small models solve some of the time). ``grpo-env train`` picks ``beginner`` for
+            the embedded default model when no task option is given.
         tasks_path: a JSONL file of tasks, in the shape ``tasks_format`` names.
         tasks_format: ``mbpp`` (``prompt``, ``tests``, optional ``setup``), ``humaneval``,
             ``apps`` (APPS/TACO), ``codecontests`` or ``livecodebench`` (see
@@ -94,6 +98,7 @@ class CodeUnittestEnv(VerifiableEnv):
         split: Split = "train",
         tasks_path: str | Path | None = None,
         tasks_format: str = "mbpp",
+        task_set: Literal["humaneval", "beginner"] = "humaneval",
         extract: Extract = "fenced",
         all_or_nothing: bool = False,
         sandbox: str | Sandbox = "docker",
@@ -107,7 +112,7 @@ class CodeUnittestEnv(VerifiableEnv):
         if extract not in ("fenced", "whole", "auto"):
             raise ValueError(f"extract must be 'fenced', 'whole' or 'auto', got {extract!r}")
         if tasks is None:
-            tasks = _tasks_from(tasks_path, tasks_format) if tasks_path else humaneval_tasks(split)
+            tasks = _default_tasks(split, tasks_path, tasks_format, task_set)
         super().__init__(tasks, system_prompt=system_prompt, **kwargs)
         self.extract = extract
         self.all_or_nothing = all_or_nothing
@@ -211,6 +216,22 @@ class CodeUnittestEnv(VerifiableEnv):
         if not isinstance(task.answer, str) or not task.answer.strip():
             return None
         return f"```python\n{task.answer.rstrip()}\n```"
+
+
+def _default_tasks(
+    split: Split, tasks_path: str | Path | None, tasks_format: str, task_set: str
+) -> TaskSource:
+    if tasks_path:
+        return _tasks_from(tasks_path, tasks_format)
+    if task_set == "beginner":
+        if split == "all":
+            raise ValueError("the beginner set has splits 'train' and 'test' only")
+        from .code_beginner import beginner_tasks
+
+        return beginner_tasks(split)
+    if task_set != "humaneval":
+        raise ValueError(f"task_set must be 'humaneval' or 'beginner', got {task_set!r}")
+    return humaneval_tasks(split)
 
 
 def _tasks_from(path: str | Path, shape: str) -> TaskSource:

@@ -43,6 +43,7 @@ from grpo_env.checkpoint import (
     write_text_atomic,
 )
 from grpo_env.config import TrainConfig, config_to_toml_dict, resolve_agent_config
+from grpo_env.default_tasks import choose_tasks
 from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
@@ -144,8 +145,12 @@ class Trainer:
         check_train_config(config, resume=resume)  # paths, agent: before any model loads
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
+        self.env_kwargs = config.env_kwargs
         if env is None:
-            env = make_env(config.env, config.env_kwargs)
+            self.env_kwargs, note = choose_tasks(config.env, config.env_kwargs, config.model.name)
+            if note:
+                self.console.print(note)
+            env = make_env(config.env, self.env_kwargs)
         self.env = unwrap_env(env)
         check_verifier(self.env, config.env)  # before generating: can it score at all?
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
@@ -199,7 +204,7 @@ class Trainer:
         if eval_env is None:
             if not cfg.env_kwargs:
                 log.warning("eval.env_kwargs is empty: evaluating on the training env's tasks")
-            kwargs = {**self.config.env_kwargs, **cfg.env_kwargs}
+            kwargs = {**self.env_kwargs, **cfg.env_kwargs}
             eval_env = make_env(self.config.env, kwargs)
         env = unwrap_env(eval_env)
         check_verifier(env, f"{self.config.env} (held-out evaluation)")
