@@ -7,8 +7,10 @@
   answer perturbed: a bool negated, a number + 1, a string or list extended).
 - ``stdio_tasks``: the 50 stdin/stdout tasks of ``bench/data/stdio_tasks.jsonl`` (APPS shape,
   loaded with the ``apps`` loader): every reference program must pass; mutants of it (first
-  ``+`` made ``-``, first comparison flipped, first integer constant + 1) should fail.
-  A mutant that still passes is listed (it may be equivalent on these inputs).
+  ``+`` made ``-``, first comparison flipped, first integer constant + 1, first builtin
+  swapped for its twin (max/min, sum/len, sorted/reversed, upper/lower), first slice step
+  negated, one extra line printed) should fail. A mutant that still passes is listed: it may
+  be equivalent on the task's 5 inputs (weak tests, as real datasets have).
 
 Prints one JSON object. Run it alone:
 ``flock /tmp/grpo-heavy.lock python bench/code_formats_check.py``.
@@ -117,6 +119,29 @@ class _Mutate(ast.NodeTransformer):
             node.ops[0], self.done = flips[type(node.ops[0])](), True
         return node
 
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        twins = {"max": "min", "min": "max", "sum": "len", "sorted": "reversed",
+                 "reversed": "sorted"}  # fmt: skip
+        if self.kind == "call" and not self.done and node.id in twins:
+            self.done = True
+            return ast.Name(twins[node.id], node.ctx)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        twins = {"upper": "lower", "lower": "upper", "count": "find"}
+        if self.kind == "call" and not self.done and node.attr in twins:
+            node.attr, self.done = twins[node.attr], True
+        return node
+
+    def visit_Slice(self, node: ast.Slice) -> ast.AST:
+        self.generic_visit(node)
+        step = node.step
+        negative = isinstance(step, ast.UnaryOp) and isinstance(step.op, ast.USub)
+        if self.kind == "slice" and not self.done and negative:
+            node.step, self.done = step.operand, True
+        return node
+
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if self.kind == "constant" and not self.done and type(node.value) is int:
             self.done = True
@@ -126,11 +151,12 @@ class _Mutate(ast.NodeTransformer):
 
 def mutants(program: str) -> dict[str, str]:
     found = {}
-    for kind in ("add", "compare", "constant"):
+    for kind in ("add", "compare", "constant", "call", "slice"):
         mutator = _Mutate(kind)
         tree = mutator.visit(ast.parse(program))
         if mutator.done:
             found[kind] = ast.unparse(tree)
+    found["extra_line"] = program + "print('extra')\n"
     return found
 
 
@@ -164,6 +190,10 @@ def stdio(sandbox: DockerSandbox) -> dict[str, Any]:
             {m[0] for m, r in zip(muts, mut_results, strict=True) if r.status.value != "passed"}
         ),
         "mutants_still_passing": survivors,
+        "mutants_by_kind": {
+            kind: sum(m[1] == kind for m in muts)
+            for kind in ("add", "compare", "constant", "call", "slice", "extra_line")
+        },
         "sandbox_errors": sum(r.is_sandbox_error for r in [*ref_results, *mut_results]),
     }
 
