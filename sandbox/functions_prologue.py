@@ -12,6 +12,9 @@ the solution's process). Its source is sent as the suite's setup, after one line
 A skipped or expected-to-fail test raises: it checked nothing, so it counts as failed.
 """
 
+if __name__ != "__main__":  # the harness runs it as __main__; imported, it would patch pytest
+    raise ImportError("functions_prologue is sent to the sandbox as text, never imported")
+
 import inspect as _grpo_inspect
 import itertools as _grpo_itertools
 import math as _grpo_math
