@@ -89,6 +89,8 @@ class CodeUnittestEnv(VerifiableEnv):
         concurrency: sandboxes running at once (a group of G is scored in parallel).
         image: Docker image (default: $GRPO_ENV_SANDBOX_IMAGE or grpo-env-sandbox:1).
         timeout_s, memory_mb: limits of one run (see ``grpo_env.sandbox.Limits``).
+        case_timeout_s: limit of each test or stdin/stdout case (default: what is left of
+            the run's), so one hanging case does not use up the others' time.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class CodeUnittestEnv(VerifiableEnv):
         image: str | None = None,
         timeout_s: float = 10.0,
         memory_mb: int = 512,
+        case_timeout_s: float | None = None,
         system_prompt: str | None = CODE_SYSTEM_PROMPT,
         **kwargs: Any,
     ):
@@ -116,7 +119,9 @@ class CodeUnittestEnv(VerifiableEnv):
         super().__init__(tasks, system_prompt=system_prompt, **kwargs)
         self.extract = extract
         self.all_or_nothing = all_or_nothing
-        self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self.limits = Limits(
+            timeout_s=timeout_s, memory_mb=memory_mb, test_timeout_s=case_timeout_s
+        )
         self._sandbox_spec = sandbox
         self._concurrency = concurrency
         self._image = image
