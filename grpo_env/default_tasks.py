@@ -34,3 +34,12 @@ def choose_tasks(env_id: str, env_kwargs: dict[str, Any], model: str) -> tuple[d
         )
         return {**env_kwargs, "task_set": "beginner"}, note
     return env_kwargs, "code-unittest tasks: HumanEval, split train (131 problems)"
+
+
+def eval_env_kwargs(train_kwargs: dict[str, Any], eval_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The held-out evaluation's env kwargs: the training ones with ``eval.env_kwargs`` on top;
+    for the beginner set, its held-out split unless the eval says otherwise."""
+    merged = {**train_kwargs, **eval_kwargs}
+    if train_kwargs.get("task_set") == "beginner" and "split" not in eval_kwargs:
+        merged["split"] = "test"
+    return merged

@@ -43,7 +43,7 @@ from grpo_env.checkpoint import (
     write_text_atomic,
 )
 from grpo_env.config import TrainConfig, config_to_toml_dict, resolve_agent_config
-from grpo_env.default_tasks import choose_tasks
+from grpo_env.default_tasks import choose_tasks, eval_env_kwargs
 from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
@@ -202,9 +202,9 @@ class Trainer:
         if cfg.tasks == 0:
             return None, []
         if eval_env is None:
-            if not cfg.env_kwargs:
+            kwargs = eval_env_kwargs(self.env_kwargs, cfg.env_kwargs)
+            if kwargs == self.env_kwargs:
                 log.warning("eval.env_kwargs is empty: evaluating on the training env's tasks")
-            kwargs = {**self.env_kwargs, **cfg.env_kwargs}
             eval_env = make_env(self.config.env, kwargs)
         env = unwrap_env(eval_env)
         check_verifier(env, f"{self.config.env} (held-out evaluation)")

@@ -60,3 +60,14 @@ def test_references_pass_and_junk_fails():
                 assert env.verify(task, junk).score < 1.0, task.id
     finally:
         sandbox.close()
+
+
+def test_the_beginner_set_is_evaluated_on_its_held_out_split():
+    from grpo_env.default_tasks import eval_env_kwargs
+
+    assert eval_env_kwargs({"task_set": "beginner"}, {}) == {
+        "task_set": "beginner",
+        "split": "test",
+    }
+    assert eval_env_kwargs({"task_set": "beginner"}, {"split": "train"})["split"] == "train"
+    assert eval_env_kwargs({"split": "train"}, {}) == {"split": "train"}
