@@ -24,6 +24,8 @@ import types as _grpo_types
 import unittest as _grpo_unittest
 
 _GRPO_MODULE_NAMES = globals().get("_GRPO_MODULE_NAMES", ("solution",))
+_GRPO_TEST_FILE = globals().get("_GRPO_TEST_FILE", "tests.py")
+_GRPO_SETUP_LINE = _grpo_re.compile(r'File "<test setup>", line (\d+)')
 
 
 def _grpo_solution_module():
@@ -43,6 +45,9 @@ _grpo_solution_module()
 
 class _GrpoSkipped(Exception):
     """A test that did not run its checks (skipped, xfail, no parameter sets)."""
+
+
+_GrpoSkipped.__name__ = _GrpoSkipped.__qualname__ = "Skipped"  # as the failure detail shows it
 
 
 def _grpo_skip(reason="", **_):
@@ -220,7 +225,39 @@ def _grpo_fixture_value(name, cleanups, seen=()):
     return value
 
 
+def _grpo_file_line(setup_line):
+    """The test file's line for a line of the setup (the file follows this prologue)."""
+    line = setup_line - globals().get("_GRPO_LINE_OFFSET", 0)
+    return f"{_GRPO_TEST_FILE}:{line}" if line > 0 else ""
+
+
+def _grpo_pointed(err):
+    """The failure, said with the test file's line where it happened."""
+    where = ""
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<test setup>":
+            where = _grpo_file_line(tb.tb_lineno) or where
+        tb = tb.tb_next
+    if not where:
+        return None
+    what = f"{type(err).__name__}: {err}" if not isinstance(err, AssertionError) else str(err)
+    return AssertionError(f"{where}: {what}" if what else where)
+
+
 def _grpo_call(fn, params):
+    try:
+        _grpo_call_once(fn, params)
+    except _GrpoSkipped:
+        raise
+    except Exception as err:  # never an incident: those are BaseExceptions and pass through
+        pointed = _grpo_pointed(err)
+        if pointed is None:
+            raise
+        raise pointed from None
+
+
+def _grpo_call_once(fn, params):
     cleanups = []
     wanted = [n for n in _grpo_inspect.signature(fn).parameters if n not in params]
     kwargs = {**params, **{n: _grpo_fixture_value(n, cleanups) for n in wanted}}
@@ -270,8 +307,11 @@ def _grpo_run_unittest(cls, name):
     cls(name).run(result)
     problems = result.errors + result.failures
     if problems:
-        last = problems[0][1].strip().splitlines()[-1]
-        raise AssertionError(last[:500])
+        text = problems[0][1].strip()
+        lines = _GRPO_SETUP_LINE.findall(text)
+        where = _grpo_file_line(int(lines[-1])) if lines else ""
+        last = text.splitlines()[-1]
+        raise AssertionError((f"{where}: {last}" if where else last)[:500])
     if result.skipped:
         raise _GrpoSkipped(f"skipped ({result.skipped[0][1]})")
     if result.expectedFailures or result.unexpectedSuccesses:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from importlib import resources
+from pathlib import PurePath
 
 from .models import TestCase, TestSuite
 from .testfile import TestFileError
@@ -72,9 +73,17 @@ def suite_from_test_functions(
             f"{filename}: no test functions: define `def test_...()` functions or a "
             "`unittest.TestCase` class with `test_...` methods"
         )
-    body = ast.unparse([node for node in tree.body if not _is_main_block(node)])
+    # The file as written, less its main blocks (blanked, so line numbers stay the file's).
+    lines = source.splitlines()
+    for node in tree.body:
+        if _is_main_block(node):
+            for index in range(node.lineno - 1, node.end_lineno or node.lineno):
+                lines[index] = ""
     names = tuple(n for n in module_names if n.isidentifier())
-    setup = f"_GRPO_MODULE_NAMES = {names!r}\n{_PROLOGUE}\n{body}\n"
+    head = f"_GRPO_MODULE_NAMES = {names!r}\n_GRPO_TEST_FILE = {PurePath(filename).name!r}\n"
+    head += _PROLOGUE.rstrip("\n") + "\n"
+    offset = len(head.splitlines()) + 1
+    setup = f"{head}_GRPO_LINE_OFFSET = {offset}\n" + "\n".join(lines) + "\n"
     cases = []
     for cls, name, line in tests:
         if cls is None:

@@ -349,3 +349,18 @@ def test_a_solution_named_like_a_stdlib_module_does_not_replace_it(local_sandbox
     assert result.status.value == "passed", result.tests
     evil = "def dumps(x):\n    return 'nope'\n"
     assert local_sandbox.run(ExecutionRequest(code=evil, tests=suite)).tests_passed == 1
+
+
+def test_failures_point_at_the_test_files_line(local_sandbox):
+    tests = (
+        "import unittest\n\n\n"
+        "def test_wrong():\n    assert add(1, 1) == 3\n\n\n"
+        "class T(unittest.TestCase):\n    def test_u(self):\n"
+        "        self.assertEqual(add(1, 1), 3)\n"
+        "\n\nif __name__ == '__main__':\n    unittest.main()\n"
+    )
+    _, suite = load_suite(tests, filename="/x/test_add.py")
+    result = local_sandbox.run(ExecutionRequest(code=GOOD_ADD, tests=suite))
+    details = [t.detail for t in result.tests]
+    assert "test_add.py:5" in details[0], details
+    assert "test_add.py:10" in details[1] and "2 != 3" in details[1], details
