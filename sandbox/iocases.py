@@ -17,20 +17,25 @@ from .models import Compare, IOCase, IOSuite, TestCase, TestSuite
 # Call-based checks, as APPS judges them: tuples compare as lists, and an expected value
 # wrapped in a one-element list also matches the bare value.
 _CALL_SETUP = """
+import builtins as _grpo_builtins
+
+
 def _grpo_target(name):
-    if name in globals() and callable(globals()[name]):
-        return globals()[name]
-    if "Solution" in globals():
-        return getattr(Solution(), name)
-    raise NameError(f"the solution defines no function {name!r}")
+    # A top-level function of that name (bound as _grpo_fn, even under a builtin's name), else
+    # a method of the LeetCode-style class Solution.
+    if name not in globals() and "Solution" in globals():
+        return _grpo_builtins.getattr(Solution(), name)
+    return _grpo_fn
 
 
 def _grpo_same(got, expected):
-    if isinstance(got, tuple):
-        got = list(got)
+    # The builtins' own functions: fn_name may shadow a builtin's name in this namespace.
+    if _grpo_builtins.isinstance(got, _grpo_builtins.tuple):
+        got = _grpo_builtins.list(got)
     if got == expected:
         return True
-    return isinstance(expected, list) and len(expected) == 1 and got == expected[0]
+    one = _grpo_builtins.isinstance(expected, _grpo_builtins.list)
+    return one and _grpo_builtins.len(expected) == 1 and got == expected[0]
 """
 
 
@@ -98,7 +103,7 @@ def call_suite(fn_name: str, inputs: list[Any], outputs: list[Any]) -> TestSuite
         name = f"case {index + 1}: {shown[:80]}"
         code = f"assert _grpo_same({call}, {expected!r}), 'wrong result'"
         cases.append(TestCase(name=name, code=code))
-    return TestSuite(cases=cases, setup=_CALL_SETUP)
+    return TestSuite(cases=cases, setup=_CALL_SETUP, aliases={"_grpo_fn": fn_name})
 
 
 def suite_from_data(data: Any, compare: Compare = "exact") -> IOSuite | TestSuite:

@@ -364,3 +364,13 @@ def test_failures_point_at_the_test_files_line(local_sandbox):
     details = [t.detail for t in result.tests]
     assert "test_add.py:5" in details[0], details
     assert "test_add.py:10" in details[1] and "2 != 3" in details[1], details
+
+
+def test_fn_name_under_a_builtins_name_is_the_solutions(any_sandbox):
+    cases = {"fn_name": "len", "inputs": [["ab"], [[1, 2, 3]]], "outputs": [[20], 30]}
+    suite = load_suite(__import__("json").dumps(cases), filename="c.json")[1]
+    tens = "def len(x):\n    return 10 * sum(1 for _ in x)\n"
+    result = any_sandbox.run(ExecutionRequest(code=tens, tests=suite))
+    assert result.tests_passed == 2, result.tests
+    lying = "def len(x):\n    return 0\n"
+    assert any_sandbox.run(ExecutionRequest(code=lying, tests=suite)).tests_passed == 0
