@@ -413,10 +413,37 @@ def sandbox_run(
         Path,
         typer.Option(
             "--tests",
-            help="Python file of module-level asserts using the solution's names (as if "
-            "`from solution import *` came first); each top-level assert is one test.",
+            help="The tests: a Python file of top-level asserts, a HumanEval `check(candidate)` "
+            "file, pytest/unittest test functions (the solution's names are in scope as if "
+            "`from solution import *` came first), or a JSON file of stdin/stdout cases "
+            '(`{"inputs": [...], "outputs": [...]}`, the APPS/TACO shape).',
         ),
     ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (by content), asserts, check (HumanEval), functions (pytest/unittest) "
+            "or io (stdin/stdout JSON).",
+        ),
+    ] = "auto",
+    compare: Annotated[
+        str,
+        typer.Option(
+            help="io cases: exact (trailing whitespace ignored), tokens, or float (tokens, "
+            "numbers within 1e-6)."
+        ),
+    ] = "exact",
+    case_timeout: Annotated[
+        float | None, typer.Option(help="Wall-clock limit of each test or case, seconds.")
+    ] = None,
+    entry_point: Annotated[
+        str | None,
+        typer.Option(
+            help="check files: the function `candidate` means (default: the file's "
+            "own `check(name)` call, else the solution's last function)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     sandbox: Annotated[
         str, typer.Option(help="docker (isolated) or local-unsafe (NO isolation, opt-in).")
@@ -427,7 +454,7 @@ def sandbox_run(
         str | None, typer.Option(help="Sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE).")
     ] = None,
 ) -> None:
-    """Run SOLUTION.py against TESTS.py in the sandbox and report each test.
+    """Run SOLUTION.py against TESTS in the sandbox and report each test.
 
     The tests run in a trusted process that never executes the solution's code, so exiting
     early, faking equality or patching helpers cannot pass them. Exit code: 0 all passed,
@@ -435,8 +462,19 @@ def sandbox_run(
     from grpo_env.sandbox import Limits
     from grpo_env.sandbox.commands import run_files
 
-    limits = Limits(timeout_s=timeout, memory_mb=memory_mb)
-    result = run_files(solution, tests, sandbox=sandbox, image=image, limits=limits)
+    if compare not in ("exact", "tokens", "float"):
+        raise typer.BadParameter("use exact, tokens or float", param_hint="--compare")
+    limits = Limits(timeout_s=timeout, memory_mb=memory_mb, test_timeout_s=case_timeout)
+    result = run_files(
+        solution,
+        tests,
+        sandbox=sandbox,
+        image=image,
+        limits=limits,
+        fmt=fmt,
+        entry_point=entry_point,
+        compare=compare,  # type: ignore[arg-type]
+    )
     if as_json:
         print(result.model_dump_json(indent=2))
     else:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grpo_env.sandbox.models import TestCase, TestSuite
-from grpo_env.sandbox.testfile import cases_from_statements
+from grpo_env.sandbox.testfile import suite_from_check
 from grpo_env.tasks import JsonlTaskSource, ListTaskSource, TaskFieldError, TaskSource
 from grpo_env.types import Task
 
@@ -59,40 +59,9 @@ def humaneval_split_of(task_id: str) -> Literal["train", "test"]:
 
 
 def humaneval_suite(problem: dict[str, Any]) -> TestSuite:
-    """The problem's ``check`` function as separately counted test cases."""
-    module = ast.parse(problem["test"])
-    check = next(
-        node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "check"
-    )
-    param = check.args.args[0].arg
-    entry = problem["entry_point"]
-    others = [node for node in module.body if node is not check]
-    cases = cases_from_statements(check.body, skip_trivial=True, label="check line")
-    if not cases or not _compiles_at_module_level(cases):
-        # Not splittable (e.g. a `return` in the body): the whole check is one case.
-        return TestSuite(
-            cases=[TestCase(name=f"check({param})", code=f"check({param})")],
-            setup=problem["test"],
-            shared_setup=problem["prompt"],
-            entry_points=[entry],
-            aliases={param: entry},
-        )
-    return TestSuite(
-        cases=cases,
-        setup=ast.unparse(others) if others else "",
-        shared_setup=problem["prompt"],
-        entry_points=[entry],
-        aliases={param: entry},
-    )
-
-
-def _compiles_at_module_level(cases: list[TestCase]) -> bool:
-    try:
-        for case in cases:
-            compile(case.code, "<case>", "exec", dont_inherit=True)
-    except SyntaxError:
-        return False
-    return True
+    """The problem's ``check`` function as separately counted test cases; the prompt's code is
+    the shared setup (the tests use the task's helpers, never the solution's)."""
+    return suite_from_check(problem["test"], problem["entry_point"], shared_setup=problem["prompt"])
 
 
 def humaneval_task(problem: dict[str, Any]) -> Task:

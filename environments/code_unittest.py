@@ -23,6 +23,7 @@ from grpo_env.sandbox import (
     ExecutionRequest,
     ExecutionResult,
     ExecutionStatus,
+    IOSuite,
     Limits,
     Sandbox,
     TestSuite,
@@ -72,8 +73,15 @@ class CodeUnittestEnv(VerifiableEnv):
     Args:
         tasks: a ``TaskSource`` or tasks whose ``tests`` is a ``TestSuite`` dict. Default:
             HumanEval's ``split``, or the MBPP-style JSONL file ``tasks_path``.
-        split: HumanEval split: ``train`` (131 problems), ``test`` (33 held out), ``all``.
-        tasks_path: an MBPP-style JSONL file (``prompt``, ``tests``, optional ``setup``).
+        split: ``train`` or ``test`` (held out) of the task set; HumanEval also ``all``.
+        task_set: ``humaneval`` (131 train / 33 held-out problems) or ``beginner`` (the
+            seeded beginner set of ``code_beginner``: 600 train / 120 held-out tasks that
+            small models solve some of the time). ``grpo-env train`` picks ``beginner`` for
+            the embedded default model when no task option is given.
+        tasks_path: a JSONL file of tasks, in the shape ``tasks_format`` names.
+        tasks_format: ``mbpp`` (``prompt``, ``tests``, optional ``setup``), ``humaneval``,
+            ``apps`` (APPS/TACO), ``codecontests`` or ``livecodebench`` (see
+            ``code_datasets``). Stdin/stdout tasks run the model's program once per case.
         extract: ``fenced`` (last ```python block; none found = invalid_format), ``whole``
             (the completion is the code) or ``auto``.
         all_or_nothing: reward 1 only when every test passes.
@@ -81,6 +89,8 @@ class CodeUnittestEnv(VerifiableEnv):
         concurrency: sandboxes running at once (a group of G is scored in parallel).
         image: Docker image (default: $GRPO_ENV_SANDBOX_IMAGE or grpo-env-sandbox:1).
         timeout_s, memory_mb: limits of one run (see ``grpo_env.sandbox.Limits``).
+        case_timeout_s: limit of each test or stdin/stdout case (default: what is left of
+            the run's), so one hanging case does not use up the others' time.
     """
 
     def __init__(
@@ -89,6 +99,8 @@ class CodeUnittestEnv(VerifiableEnv):
         *,
         split: Split = "train",
         tasks_path: str | Path | None = None,
+        tasks_format: str = "mbpp",
+        task_set: Literal["humaneval", "beginner"] = "humaneval",
         extract: Extract = "fenced",
         all_or_nothing: bool = False,
         sandbox: str | Sandbox = "docker",
@@ -96,17 +108,20 @@ class CodeUnittestEnv(VerifiableEnv):
         image: str | None = None,
         timeout_s: float = 10.0,
         memory_mb: int = 512,
+        case_timeout_s: float | None = None,
         system_prompt: str | None = CODE_SYSTEM_PROMPT,
         **kwargs: Any,
     ):
         if extract not in ("fenced", "whole", "auto"):
             raise ValueError(f"extract must be 'fenced', 'whole' or 'auto', got {extract!r}")
         if tasks is None:
-            tasks = mbpp_tasks(tasks_path) if tasks_path is not None else humaneval_tasks(split)
+            tasks = _default_tasks(split, tasks_path, tasks_format, task_set)
         super().__init__(tasks, system_prompt=system_prompt, **kwargs)
         self.extract = extract
         self.all_or_nothing = all_or_nothing
-        self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self.limits = Limits(
+            timeout_s=timeout_s, memory_mb=memory_mb, test_timeout_s=case_timeout_s
+        )
         self._sandbox_spec = sandbox
         self._concurrency = concurrency
         self._image = image
@@ -142,9 +157,15 @@ class CodeUnittestEnv(VerifiableEnv):
 
     def request(self, task: Task, code: str) -> ExecutionRequest:
         """The sandbox request that checks ``code`` against ``task``'s tests."""
-        if not isinstance(task.tests, Mapping | TestSuite):
+        tests = task.tests
+        if isinstance(tests, TestSuite | IOSuite):
+            tests = tests.model_dump()
+        if not isinstance(tests, Mapping):
             raise ValueError(f"task {task.id} has no test suite (tests={task.tests!r})")
-        suite = TestSuite.model_validate(task.tests)
+        if tests.get("kind") == "stdio":
+            io = IOSuite.model_validate(tests)
+            return ExecutionRequest(code=code, io=io, limits=self.limits)
+        suite = TestSuite.model_validate(tests)
         return ExecutionRequest(code=code, tests=suite, limits=self.limits)
 
     def verify(self, task: Task, completion: str) -> VerifyResult:
@@ -200,6 +221,30 @@ class CodeUnittestEnv(VerifiableEnv):
         if not isinstance(task.answer, str) or not task.answer.strip():
             return None
         return f"```python\n{task.answer.rstrip()}\n```"
+
+
+def _default_tasks(
+    split: Split, tasks_path: str | Path | None, tasks_format: str, task_set: str
+) -> TaskSource:
+    if tasks_path:
+        return _tasks_from(tasks_path, tasks_format)
+    if task_set == "beginner":
+        if split == "all":
+            raise ValueError("the beginner set has splits 'train' and 'test' only")
+        from .code_beginner import beginner_tasks
+
+        return beginner_tasks(split)
+    if task_set != "humaneval":
+        raise ValueError(f"task_set must be 'humaneval' or 'beginner', got {task_set!r}")
+    return humaneval_tasks(split)
+
+
+def _tasks_from(path: str | Path, shape: str) -> TaskSource:
+    if shape == "mbpp":
+        return mbpp_tasks(path)
+    from .code_datasets import code_dataset
+
+    return code_dataset(path, shape)
 
 
 def _no_code() -> VerifyResult:

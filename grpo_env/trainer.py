@@ -43,11 +43,13 @@ from grpo_env.checkpoint import (
     write_text_atomic,
 )
 from grpo_env.config import TrainConfig, config_to_toml_dict, resolve_agent_config
+from grpo_env.default_tasks import choose_tasks, eval_env_kwargs
 from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation import EvalResult, evaluate_greedy
 from grpo_env.generation import Generator, SamplingParams, make_generator
 from grpo_env.guard import InfraErrorGuard, InfraErrorsPersist, check_verifier
 from grpo_env.models import Policy, load_policy
+from grpo_env.no_signal import NoSignalWatch
 from grpo_env.preflight import check_train_config, checkpoint_note
 from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
@@ -143,11 +145,16 @@ class Trainer:
         check_train_config(config, resume=resume)  # paths, agent: before any model loads
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
+        self.env_kwargs = config.env_kwargs
         if env is None:
-            env = make_env(config.env, config.env_kwargs)
+            self.env_kwargs, note = choose_tasks(config.env, config.env_kwargs, config.model.name)
+            if note:
+                self.console.print(note)
+            env = make_env(config.env, self.env_kwargs)
         self.env = unwrap_env(env)
         check_verifier(self.env, config.env)  # before generating: can it score at all?
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
+        self.no_signal = NoSignalWatch()
         self.policy = load_policy(config.model)
         gen = config.generation
         self.generator = make_generator(
@@ -195,9 +202,9 @@ class Trainer:
         if cfg.tasks == 0:
             return None, []
         if eval_env is None:
-            if not cfg.env_kwargs:
+            kwargs = eval_env_kwargs(self.env_kwargs, cfg.env_kwargs)
+            if kwargs == self.env_kwargs:
                 log.warning("eval.env_kwargs is empty: evaluating on the training env's tasks")
-            kwargs = {**self.config.env_kwargs, **cfg.env_kwargs}
             eval_env = make_env(self.config.env, kwargs)
         env = unwrap_env(eval_env)
         check_verifier(env, f"{self.config.env} (held-out evaluation)")
@@ -287,6 +294,10 @@ class Trainer:
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
         self.guard.observe(step, groups)  # after logging: the step's record shows the failure
+        notice = self.no_signal.observe(groups)
+        if notice:
+            log.warning(notice)
+            self.console.print(f"[yellow]{notice}[/yellow]")
         return metrics
 
     def collect(self, step: int) -> tuple[list[Group], dict[str, float], list[Group]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .docker_backend import DockerSandbox
+from .formats import load_suite
 from .local import LocalSandbox
-from .models import ExecutionRequest, ExecutionResult, Limits
+from .models import Compare, ExecutionRequest, ExecutionResult, IOSuite, Limits
 from .protocol import Sandbox
-from .testfile import suite_from_test_source
 
 SANDBOX_KINDS = ("docker", "local-unsafe")
 
@@ -40,12 +40,27 @@ def run_files(
     sandbox: str = "docker",
     image: str | None = None,
     limits: Limits | None = None,
+    fmt: str = "auto",
+    entry_point: str | None = None,
+    compare: Compare = "exact",
 ) -> ExecutionResult:
-    """Run SOLUTION.py against TESTS.py (module-level asserts, one test each, that use the
-    solution's names as if ``from solution import *`` came first)."""
+    """Run SOLUTION against TESTS in any format of ``formats`` (auto-detected by default):
+    asserts, a HumanEval check, test functions, or a JSON file of stdin/stdout cases."""
     code = _read(solution, "solution file")
-    suite = suite_from_test_source(_read(tests, "tests file"), filename=str(tests))
-    request = ExecutionRequest(code=code, tests=suite, limits=limits or Limits())
+    _, suite = load_suite(
+        _read(tests, "tests file"),
+        filename=str(tests),
+        fmt=fmt,
+        solution=code,
+        solution_name=solution.name,
+        entry_point=entry_point,
+        compare=compare,
+    )
+    limits = limits or Limits()
+    if isinstance(suite, IOSuite):
+        request = ExecutionRequest(code=code, io=suite, limits=limits)
+    else:
+        request = ExecutionRequest(code=code, tests=suite, limits=limits)
     box = make_sandbox(sandbox, concurrency=1, image=image)
     try:
         return box.run(request)

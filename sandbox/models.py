@@ -8,6 +8,10 @@ A request runs in one of two modes:
   them through a proxy that crosses the process boundary as plain data. A case passes when
   its trusted code runs to the end with no incident; anything else, including a case that
   never ran, counts as failed.
+- **stdio** (a verdict mode too): ``code`` is a program; ``io`` an ``IOSuite`` of cases. Each
+  case runs the program afresh with the case's ``input`` on stdin; the trusted harness
+  compares its stdout with ``output``. A case that crashes, times out or floods output fails
+  alone; the other cases still count.
 - **command**: run ``command`` (an argv) in the work dir and report how it ended (exit code,
   output). There is no verdict in this mode; ``passed`` only means "exited with code 0".
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import posixpath
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -130,6 +135,35 @@ class TestSuite(BaseModel):
         return aliases
 
 
+Compare = Literal["exact", "tokens", "float"]
+
+
+class IOCase(BaseModel):
+    """One stdin/stdout case: the program gets ``input`` on stdin and must print ``output``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=500)
+    input: str = ""
+    output: str
+
+
+class IOSuite(BaseModel):
+    """Stdin/stdout cases for a program, judged on the trusted side.
+
+    ``compare``: ``exact`` (line by line, trailing whitespace and trailing blank lines
+    ignored), ``tokens`` (whitespace-separated tokens equal) or ``float`` (tokens; numbers
+    equal within ``tolerance``, absolute or relative). The per-case time limit is the request's
+    ``limits.test_timeout_s`` (default: what is left of the run's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["stdio"] = "stdio"
+    cases: list[IOCase] = Field(min_length=1)
+    compare: Compare = "exact"
+    tolerance: float = Field(1e-6, ge=0, le=1)
+
+
 class ExecutionRequest(BaseModel):
     """One run: files, the entry (solution code + tests, or a command) and limits."""
 
@@ -137,6 +171,7 @@ class ExecutionRequest(BaseModel):
 
     code: str = Field("", description="The candidate's program, loaded as module `solution`.")
     tests: TestSuite | None = None
+    io: IOSuite | None = Field(None, description="Stdin/stdout mode: cases for the program.")
     command: list[str] | None = Field(None, description="Program mode: argv run in /work.")
     files: dict[str, str] = Field(default_factory=dict, description="Relative path -> text.")
     limits: Limits = Field(default_factory=Limits)
@@ -159,10 +194,13 @@ class ExecutionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_mode(self) -> ExecutionRequest:
-        if (self.tests is None) == (self.command is None):
-            raise ValueError("give exactly one of tests (unit-test mode) or command")
-        if self.tests is not None and "solution.py" in self.files:
-            raise ValueError("'solution.py' is reserved for the code in unit-test mode")
+        modes = [m for m in (self.tests, self.io, self.command) if m is not None]
+        if len(modes) != 1:
+            raise ValueError(
+                "give exactly one of tests (unit-test mode), io (stdin/stdout) or command"
+            )
+        if self.command is None and "solution.py" in self.files:
+            raise ValueError("'solution.py' is reserved for the code in unit-test and io modes")
         size = len(self.code.encode("utf-8")) + sum(
             len(k) + len(v.encode("utf-8")) for k, v in self.files.items()
         )
@@ -172,7 +210,16 @@ class ExecutionRequest(BaseModel):
 
     @property
     def tests_total(self) -> int:
-        return len(self.tests.cases) if self.tests is not None else 0
+        return len(self.case_names)
+
+    @property
+    def case_names(self) -> list[str]:
+        """The counted cases, in order: the host's own list, whatever the box reports."""
+        if self.tests is not None:
+            return [case.name for case in self.tests.cases]
+        if self.io is not None:
+            return [case.name for case in self.io.cases]
+        return []
 
 
 class TestOutcome(BaseModel):

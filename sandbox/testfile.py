@@ -70,3 +70,65 @@ def suite_from_test_source(source: str, filename: str = "tests.py") -> TestSuite
     if not cases:
         raise TestFileError(f"{filename}: no assert statements: each top-level assert is a test")
     return TestSuite(cases=cases)
+
+
+def _compiles_at_module_level(cases: list[TestCase]) -> bool:
+    try:
+        for case in cases:
+            compile(case.code, "<case>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    return True
+
+
+def check_function(tree: ast.Module) -> ast.FunctionDef | None:
+    """The module's top-level ``def check(candidate)``, if any."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "check" and node.args.args:
+            return node
+    return None
+
+
+def check_call_target(tree: ast.Module) -> str | None:
+    """``X`` of a top-level ``check(X)`` call (how HumanEval's harness runs the check)."""
+    for node in tree.body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "check"
+            and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name)
+        ):
+            return call.args[0].id
+    return None
+
+
+def suite_from_check(
+    source: str, entry_point: str, *, shared_setup: str = "", filename: str = "tests.py"
+) -> TestSuite:
+    """HumanEval's ``def check(candidate): assert ...`` as separately counted cases: every
+    top-level statement of the body that asserts is one case (statements before it run as part
+    of it; ``assert True`` placeholders dropped). ``candidate`` means ``entry_point``; a
+    top-level ``check(...)`` call is dropped (the cases replace it). A body that cannot be
+    split (a ``return`` in it) is one case."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as err:
+        raise TestFileError(f"{filename}:{err.lineno}: invalid syntax: {err.msg}") from None
+    check = check_function(tree)
+    if check is None:
+        raise TestFileError(f"{filename}: no `def check(candidate)` function")
+    if not entry_point.isidentifier():
+        raise TestFileError(f"{filename}: entry point {entry_point!r} is not an identifier")
+    param = check.args.args[0].arg
+    calls_check = {id(n) for n in tree.body if check_call_target(ast.Module([n], [])) is not None}
+    others = [n for n in tree.body if n is not check and id(n) not in calls_check]
+    cases = cases_from_statements(check.body, skip_trivial=True, label="check line")
+    common = {"shared_setup": shared_setup, "entry_points": [entry_point]}
+    if not cases or not _compiles_at_module_level(cases):
+        body = ast.unparse([*others, check])
+        one = TestCase(name=f"check({param})", code=f"check({param})")
+        return TestSuite(cases=[one], setup=body, aliases={param: entry_point}, **common)
+    setup = ast.unparse(others) if others else ""
+    return TestSuite(cases=cases, setup=setup, aliases={param: entry_point}, **common)

@@ -20,7 +20,7 @@ _LIMIT_STATUS = (
 
 
 def case_names(request: ExecutionRequest) -> list[str]:
-    return [case.name for case in request.tests.cases] if request.tests is not None else []
+    return request.case_names
 
 
 def sandbox_error(message: str, backend: str, duration_s: float = 0.0) -> ExecutionResult:

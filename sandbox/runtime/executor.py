@@ -14,8 +14,13 @@ Protocol (one JSON object per line; requests on fd 3, replies on fd 4):
   {"op": "apply", "fn", "target"}             -> {"ok": value} | {"raised": ...}
      where fn is one of list, str, len, bool: the questions about an object that is not plain
      data whose answer the candidate could have given as plain data anyway.
+
+Program mode (stdin/stdout cases): the first request holds ``"program": true`` and the case's
+``stdin``; the code runs once as ``__main__`` with that input on fd 0, and the process exits
+with the program's exit code. Nothing is replied: the harness reads stdout and judges it.
 """
 
+import contextlib
 import os
 import sys
 
@@ -113,6 +118,50 @@ def _load(request, refs):
     return namespace
 
 
+def _run_program(request):
+    """Run the candidate's code as a program on this case's input. Never returns."""
+    data = str(request.get("stdin", "")).encode("utf-8")
+    # A seekable in-memory file: input of any size, read()/readline()/open(0) all work.
+    fd = os.memfd_create("stdin")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
+    os.close(REQUEST_FD)
+    main_module = type(sys)("__main__")
+    main_module.__file__ = request["filename"]
+    sys.modules["__main__"] = main_module
+    sys.argv = [request["filename"]]
+    code = 0
+    try:
+        exec(compile(request["code"], request["filename"], "exec"), main_module.__dict__)
+    except SystemExit as exit_:
+        code = _exit_code(exit_.code)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = code or 1
+    os._exit(code)
+
+
+def _exit_code(value):
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value & 0xFF
+    with contextlib.suppress(BaseException):
+        sys.stderr.write(f"{value}\n")
+    return 1
+
+
 def _target(request, namespace, refs):
     kind, key = request["target"]
     if kind == "name":
@@ -187,6 +236,8 @@ def main():
     refs = _Refs()
     request = wire.loads_trusted(first)
     _confine(request)
+    if request.get("program"):
+        _run_program(request)
     namespace = _load(request, refs)
     if namespace is not None:
         _serve(namespace, refs, reader)

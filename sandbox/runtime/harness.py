@@ -24,7 +24,7 @@ import select
 import sys
 import time
 
-from . import bundle, procs, wire
+from . import bundle, judge, procs, wire
 from .link import (
     EXECUTOR_FLAGS,
     CandidateFunction,
@@ -407,4 +407,7 @@ def run(request, ctx, emit):
         emit(run_command(request, ctx, emit))
         return
     write_files(ctx.work_dir, {"solution.py": request["code"]})
+    if request.get("io"):
+        emit(judge.run_io(request, ctx, emit))
+        return
     emit(run_tests(request, ctx, emit))
