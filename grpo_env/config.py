@@ -74,7 +74,9 @@ class ModelConfig(StrictModel):
     )
     device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on CUDA, float32 on CPU"
+        "auto",
+        description="matmul precision; weights that train stay float32. auto: bfloat16 autocast "
+        "on CUDA and on CPUs with AMX/AVX-512 BF16, else float32; float16 is refused",
     )
     gradient_checkpointing: bool = False
     extra_eos_tokens: list[str] = Field(

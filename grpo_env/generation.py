@@ -15,7 +15,8 @@ compared. Greedy decoding (temperature 0) reports logprobs at temperature 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -101,6 +102,62 @@ class _LogprobRecorder:
         return torch.stack(self.steps, dim=1)
 
 
+def neutral_generation_config(params: SamplingParams, policy: Policy) -> Any:
+    """A ``GenerationConfig`` that samples exactly ``softmax(logits / temperature)`` (with the
+    user's top-k/top-p): every logits processor that a model's ``generation_config.json`` could
+    switch on is set to its neutral value here (correctness rule 9)."""
+    from transformers import GenerationConfig
+
+    sampling = {} if params.greedy else {"temperature": params.temperature}
+    return GenerationConfig(
+        do_sample=not params.greedy,
+        max_new_tokens=params.max_new_tokens,
+        min_new_tokens=0,
+        min_length=0,
+        eos_token_id=list(policy.eos_token_ids),
+        pad_token_id=policy.pad_token_id,
+        use_cache=True,
+        num_beams=1,
+        top_p=params.top_p if not params.greedy else 1.0,
+        top_k=params.top_k if not params.greedy else 0,
+        min_p=0.0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_no_repeat_ngram_size=0,
+        diversity_penalty=0.0,
+        renormalize_logits=False,
+        remove_invalid_values=False,
+        **sampling,
+    )
+
+
+@contextmanager
+def _model_defaults_hidden(model: Any) -> Iterator[None]:
+    """Hide the model's own generation config while ``generate`` runs: transformers fills
+    every field left unset (``None``: suppress_tokens, bad_words_ids, sequence_bias,
+    forced_bos/eos...) from it, and None cannot be said explicitly."""
+    from transformers import GenerationConfig
+
+    holders = [m for m in (model, _base_model(model)) if hasattr(m, "generation_config")]
+    saved = [(m, m.generation_config) for m in holders]
+    try:
+        for holder, _ in saved:
+            holder.generation_config = GenerationConfig()
+        yield
+    finally:
+        for holder, config in saved:
+            holder.generation_config = config
+
+
+def _base_model(model: Any) -> Any:
+    getter = getattr(model, "get_base_model", None)
+    return getter() if callable(getter) else model
+
+
 class HFGenerator:
     """Batched sampling with transformers ``generate`` on the policy's own weights."""
 
@@ -119,7 +176,7 @@ class HFGenerator:
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _generate_rows(self, rows: list[list[int]], params: SamplingParams) -> list[Completion]:
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import LogitsProcessorList
 
         policy = self.policy
         if any(not row for row in rows):
@@ -131,29 +188,13 @@ class HFGenerator:
         for i, row in enumerate(rows):
             input_ids[i, width - len(row) :] = torch.tensor(row)
             attention[i, width - len(row) :] = 1
-        sampling = (
-            {}
-            if params.greedy
-            else {
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "top_k": params.top_k,
-            }
-        )
-        config = GenerationConfig(
-            do_sample=not params.greedy,
-            max_new_tokens=params.max_new_tokens,
-            eos_token_id=list(policy.eos_token_ids),
-            pad_token_id=policy.pad_token_id,
-            use_cache=True,
-            **sampling,
-        )
+        config = neutral_generation_config(params, policy)
         recorder = _LogprobRecorder(params.logprob_temperature)
         model = policy.model
         was_training = model.training
         model.eval()
         try:
-            with torch.inference_mode(), policy.autocast():
+            with torch.inference_mode(), policy.autocast(), _model_defaults_hidden(model):
                 output = model.generate(
                     input_ids=input_ids.to(policy.device),
                     attention_mask=attention.to(policy.device),

@@ -144,6 +144,7 @@ class Trainer:
             env = make_env(config.env, config.env_kwargs)
         self.env = unwrap_env(env)
         self.policy = load_policy(config.model)
+        self.console.print(f"precision: {self.policy.precision.describe()}", highlight=False)
         gen = config.generation
         self.generator = make_generator(
             gen.backend,
@@ -273,7 +274,8 @@ class Trainer:
             "step_seconds": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.policy.device),
         }
-        self.log.metrics(step, metrics)
+        # The precision rides on every line: a reader of one line knows how it was computed.
+        self.log.metrics(step, {**metrics, "precision": self.policy.precision.name})
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
         return metrics
