@@ -228,6 +228,14 @@ def train_command(
     device: Annotated[
         str | None, typer.Option("--device", help="auto (default), cpu, cuda, cuda:N.")
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
+            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
+        ),
+    ] = None,
     save_every: Annotated[
         int | None, typer.Option("--save-every", help="Checkpoint every K steps.")
     ] = None,
@@ -271,6 +279,7 @@ def train_command(
             ("generation.temperature", temperature),
             ("generation.backend", backend),
             ("model.device", device),
+            ("model.dtype", dtype),
             ("log.save_every", save_every),
             ("eval.tasks", eval_tasks),
         ),
@@ -739,6 +748,14 @@ def compare_command(
         typer.Option("--eval-tasks", help="Held-out tasks evaluated before and after (50)."),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda.")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
+            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
+        ),
+    ] = None,
     settings: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any run config key, e.g. --set agent.beta=0.02 (all agents)."),
@@ -780,6 +797,7 @@ def compare_command(
             ("model.lora", lora),
             ("eval.tasks", eval_tasks),
             ("model.device", device),
+            ("model.dtype", dtype),
         ),
         settings,
     )

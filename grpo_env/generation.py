@@ -2,9 +2,12 @@
 
 Two backends share the ``Generator`` interface:
 
-- ``hf`` (``HFGenerator``): transformers ``generate``, all of a step's prompts x G samples in
-  one batched call (chunked by ``batch_size`` if asked), CPU or CUDA. It reads the policy's
-  live weights, so nothing needs syncing after an update.
+- ``hf`` (``HFGenerator``): all of a step's prompts x G samples in one batch (chunked by
+  ``batch_size`` if asked), CPU or CUDA, on the policy's live weights (nothing to sync after an
+  update), under the policy's precision (bf16 autocast where it has one). ``decode="loop"``
+  (the default) is ``grpo_env.decode``'s loop: each prompt prefilled once, finished rows leave
+  the batch; ``decode="generate"`` is transformers ``generate`` with every logits processor
+  set neutral (the model's own generation config hidden).
 - ``vllm`` (``grpo_env.vllm_generator.VLLMGenerator``): optional extra, CUDA only; weights are
   pushed to the engine after each update (``sync_weights``).
 
@@ -18,12 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
 from grpo_env.masking import trim_completion
 from grpo_env.models import Policy
+
+HFDecode = Literal["loop", "generate"]
 
 
 @dataclass(frozen=True)
@@ -159,15 +164,22 @@ def _base_model(model: Any) -> Any:
 
 
 class HFGenerator:
-    """Batched sampling with transformers ``generate`` on the policy's own weights."""
+    """Batched sampling on the policy's own weights (see the module docstring)."""
 
-    def __init__(self, policy: Policy, batch_size: int | None = None):
+    def __init__(self, policy: Policy, batch_size: int | None = None, decode: HFDecode = "loop"):
+        if decode not in ("loop", "generate"):
+            raise ValueError(f"unknown hf decode {decode!r}; valid: loop, generate")
         self.policy = policy
         self.batch_size = batch_size
+        self.decode = decode
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
+        if any(not p for p in prompts):
+            raise ValueError("cannot generate from an empty prompt")
+        if self.decode == "loop":
+            return self._generate_loop(prompts, n, params)
         rows = [list(p) for p in prompts for _ in range(n)]  # G copies of each prompt, adjacent
         size = self.batch_size or len(rows)
         flat: list[Completion] = []
@@ -219,20 +231,71 @@ class HFGenerator:
             )
         return completions
 
+    def _generate_loop(
+        self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        from grpo_env.decode import sample_rows
+
+        policy = self.policy
+        # batch_size counts rows; a prompt's n samples stay in one chunk (one prefill).
+        per_chunk = max(1, (self.batch_size or n * len(prompts)) // n)
+        model = policy.model
+        was_training = model.training
+        model.eval()
+        groups: list[list[Completion]] = []
+        try:
+            for start in range(0, len(prompts), per_chunk):
+                chunk = [list(p) for p in prompts[start : start + per_chunk]]
+                with policy.autocast():
+                    rows = sample_rows(
+                        model,
+                        chunk,
+                        n,
+                        max_new_tokens=params.max_new_tokens,
+                        temperature=params.temperature,
+                        top_k=params.top_k,
+                        top_p=params.top_p,
+                        eos_ids=policy.eos_token_ids,
+                        pad_id=policy.pad_token_id,
+                        device=policy.device,
+                    )
+                for i, prompt in enumerate(chunk):
+                    groups.append(
+                        [self._completion(prompt, row) for row in rows[i * n : (i + 1) * n]]
+                    )
+        finally:
+            model.train(was_training)
+        return groups
+
+    def _completion(self, prompt: list[int], row: Any) -> Completion:
+        ids, truncated = trim_completion(row.token_ids, self.policy.eos_token_ids)
+        return Completion(
+            prompt_ids=prompt,
+            token_ids=ids,
+            text=self.policy.decode(ids),
+            logprobs=row.logprobs[: len(ids)],
+            truncated=truncated,
+        )
+
     def sync_weights(self) -> None:
-        """Nothing to do: ``generate`` runs on the trained model itself."""
+        """Nothing to do: sampling runs on the trained model itself."""
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 def make_generator(
-    backend: str, policy: Policy, *, batch_size: int | None = None, **options: Any
+    backend: str,
+    policy: Policy,
+    *,
+    batch_size: int | None = None,
+    hf_decode: HFDecode = "loop",
+    **options: Any,
 ) -> Generator:
     """The generation backend ``backend`` (``hf`` or ``vllm``) for ``policy``; ``options``
     (gpu_memory_utilization, seed) are vLLM's."""
     if backend == "hf":
-        return HFGenerator(policy, batch_size=batch_size)
+        return HFGenerator(policy, batch_size=batch_size, decode=hf_decode)
     if backend == "vllm":
         from grpo_env.vllm_generator import VLLMGenerator
 
