@@ -95,6 +95,11 @@ class GenerationConfig(StrictModel):
     batch_size: int | None = Field(
         None, ge=1, description="sequences per generate call (None: all of a step's at once)"
     )
+    hf_decode: Literal["loop", "generate"] = Field(
+        "loop",
+        description="hf backend: loop (prompts prefilled once, finished rows leave the batch) "
+        "or generate (transformers generate, every row to the longest)",
+    )
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
 
 

@@ -118,7 +118,6 @@ def neutral_generation_config(params: SamplingParams, policy: Policy) -> Any:
         do_sample=not params.greedy,
         max_new_tokens=params.max_new_tokens,
         min_new_tokens=0,
-        min_length=0,
         eos_token_id=list(policy.eos_token_ids),
         pad_token_id=policy.pad_token_id,
         use_cache=True,
