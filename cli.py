@@ -285,9 +285,13 @@ def train_command(
         ),
         settings,
     )
+    from grpo_env.third_party_log import third_party_output_to
+
     train_config = build_train_config(config, overrides, resume=resume)
     try:
-        summary = train(train_config, resume=resume, console=err_console)
+        # Third-party warnings and loading bars: DIR/train.log (the console shows ours only).
+        with third_party_output_to(Path(train_config.out) / "train.log"):
+            summary = train(train_config, resume=resume, console=err_console)
     except TrainInterrupted:
         sys.exit(130)
     except KeyboardInterrupt:  # the second Ctrl-C: stop now, the last checkpoint stands
@@ -674,7 +678,13 @@ def eval_command(
         resume=resume,
         overwrite=overwrite,
     )
-    _print_eval_report(run_eval(options, console=err_console), as_json)
+    from grpo_env.eval_runner import default_out
+    from grpo_env.third_party_log import third_party_output_to
+
+    samples_file = options.out or default_out(options)
+    with third_party_output_to(samples_file.with_suffix(".log")):
+        report = run_eval(options, console=err_console)
+    _print_eval_report(report, as_json)
 
 
 @app.command("rescore", no_args_is_help=True)
@@ -785,6 +795,7 @@ def compare_command(
 
     from grpo_env.compare import build_compare_options, parse_agent_setting, parse_seeds
     from grpo_env.compare_report import compare_and_report
+    from grpo_env.third_party_log import third_party_output_to
 
     overrides = _config_overrides(
         (
@@ -815,7 +826,8 @@ def compare_command(
         agent_options=per_agent,
     )
     try:
-        summary = compare_and_report(options, console=err_console, report_only=report_only)
+        with third_party_output_to(Path(out) / "compare.log"):
+            summary = compare_and_report(options, console=err_console, report_only=report_only)
     except KeyboardInterrupt:
         err_console.print("[yellow]stopped; the same command resumes the comparison[/yellow]")
         sys.exit(130)
