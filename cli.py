@@ -834,14 +834,9 @@ def compare_command(
     if as_json:
         print(summary.model_dump_json(indent=2))
     else:
-        from grpo_env.compare_report import COLUMNS, table_cells
+        from grpo_env.compare_report import console_table
 
-        table = Table(title=f"compare: {summary.out}", title_justify="left")
-        for key, title in COLUMNS:
-            table.add_column(title, justify="left" if key == "agent" else "right", no_wrap=True)
-        for row in summary.agents:
-            table.add_row(*table_cells(row))
-        console.print(table)
+        console.print(console_table(summary.agents, f"compare: {summary.out}"))
         console.print(
             f"[dim]report: {summary.out}/compare.md, plot: {summary.out}/reward_curves.png"
         )
