@@ -848,7 +848,14 @@ def compare_command(
 
 
 def main(argv: list[str] | None = None) -> Any:
+    args = sys.argv[1:] if argv is None else argv
     try:
+        if "--help" in args or "-h" in args:
+            from grpo_env.help_defaults import annotate_defaults
+
+            command = typer.main.get_command(app)
+            annotate_defaults(command)
+            return command(args=args, standalone_mode=True, prog_name="grpo-env")
         return app(args=argv, standalone_mode=True)
     except USER_ERRORS as err:
         if os.environ.get("GRPO_ENV_DEBUG"):

@@ -46,7 +46,9 @@ def warp_for_sampling(logits: torch.Tensor, top_k: int, top_p: float) -> torch.T
     return logits
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: under inference_mode autocast does not cache its bf16 copies of
+# the float32 weights, and re-casts all of them at every decode step.
+@torch.no_grad()
 def sample_rows(
     model: nn.Module,
     prompts: Sequence[Sequence[int]],

@@ -205,7 +205,8 @@ class HFGenerator:
         was_training = model.training
         model.eval()
         try:
-            with torch.inference_mode(), policy.autocast(), _model_defaults_hidden(model):
+            # no_grad: autocast caches its weight casts only outside inference_mode.
+            with torch.no_grad(), policy.autocast(), _model_defaults_hidden(model):
                 output = model.generate(
                     input_ids=input_ids.to(policy.device),
                     attention_mask=attention.to(policy.device),
