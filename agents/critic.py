@@ -65,7 +65,9 @@ class ValueModel(nn.Module):
     @classmethod
     def from_policy_model(cls, model: nn.Module) -> ValueModel:
         """A critic built from a deep copy of ``model`` (its own weights, same architecture)."""
-        body = copy.deepcopy(decoder_of(model))
+        # float32 master weights whatever the policy's base is stored in (a LoRA base may be
+        # bf16): the critic trains every weight, and bf16 autocast still speeds its matmuls.
+        body = copy.deepcopy(decoder_of(model)).float()
         critic = cls(body, int(body.config.hidden_size))
         # The head stays float32 whatever the body's dtype: values are regression targets.
         critic.head.to(device=next(body.parameters()).device, dtype=torch.float32)

@@ -92,3 +92,18 @@ def test_bf16_update_has_ratio_one_and_moves_float32_weights(toy_model):
     assert metrics["sampler_logprob_gap"] < BF16_BOUND
     moved = [n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])]
     assert moved and all(p.dtype == torch.float32 for p in policy.model.parameters())
+
+
+def test_ppo_critic_gets_float32_master_weights_over_a_bf16_lora_base(toy_model):
+    from grpo_env.agents.ppo import PPOAgent, PPOConfig
+
+    policy = load_policy(ModelConfig(name=str(toy_model), lora=True, dtype="bfloat16"))
+    assert any(p.dtype == torch.bfloat16 for p in policy.model.parameters())  # the frozen base
+    agent = PPOAgent(
+        policy, HFGenerator(policy), SamplingParams(max_new_tokens=3), PPOConfig(), total_steps=1
+    )
+    assert all(p.dtype == torch.float32 for p in agent.critic.trainable_parameters())
+    env = next_digit_env()
+    torch.manual_seed(0)
+    metrics = agent.update(rollout_groups(env, agent, env.tasks[:2], 4, tag="ppo"))
+    assert metrics["critic_grad_norm"] >= 0
