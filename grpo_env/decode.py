@@ -46,6 +46,15 @@ def warp_for_sampling(logits: torch.Tensor, top_k: int, top_p: float) -> torch.T
     return logits
 
 
+def draw(probs: torch.Tensor) -> torch.Tensor:
+    """One token per row from ``probs`` by inverse CDF: one uniform per row and a search,
+    where ``torch.multinomial`` draws an exponential per vocabulary entry (the larger cost)."""
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    # right=True: the first entry whose cdf exceeds u, never a zero-probability one.
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[-1] - 1)
+
+
 # no_grad, not inference_mode: under inference_mode autocast does not cache its bf16 copies of
 # the float32 weights, and re-casts all of them at every decode step.
 @torch.no_grad()
@@ -90,14 +99,16 @@ def sample_rows(
     tokens: list[list[int]] = [[] for _ in range(len(rows))]
     logps: list[list[float]] = [[] for _ in range(len(rows))]
     for step in range(max_new_tokens):
-        scaled = logits.float() / scale
-        logp = torch.log_softmax(scaled, dim=-1)
+        scaled = logits.float() / scale  # a division, as the trainer's: the same rounding
+        norm = torch.logsumexp(scaled, dim=-1)
         if greedy:
             chosen = scaled.argmax(dim=-1)
+        elif top_k or top_p < 1.0:
+            chosen = draw(warp_for_sampling(scaled, top_k, top_p).softmax(dim=-1))
         else:
-            probs = warp_for_sampling(scaled, top_k, top_p).softmax(dim=-1)
-            chosen = torch.multinomial(probs, 1).squeeze(1)
-        chosen_logp = logp.gather(1, chosen[:, None]).squeeze(1)
+            chosen = draw(torch.exp(scaled - norm[:, None]))
+        # gather - logsumexp: the trainer's formula (gather_logprobs), not a full log_softmax.
+        chosen_logp = scaled.gather(1, chosen[:, None]).squeeze(1) - norm
         picked = zip(live.tolist(), chosen.tolist(), chosen_logp.tolist(), strict=True)
         for row, token, value in picked:
             tokens[row].append(token)

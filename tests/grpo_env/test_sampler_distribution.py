@@ -95,3 +95,13 @@ def test_top_k_and_top_p_truncate_what_is_drawn_only():
     kept = ~torch.isinf(warp_for_sampling(logits, 0, 0.7)[0])
     assert kept.tolist() == [True, True, False, False]  # 0.5 + 0.3 reach 0.7
     assert not torch.isinf(warp_for_sampling(logits, 0, 1.0)).any()
+
+
+def test_draw_follows_the_distribution_and_never_picks_a_zero():
+    from grpo_env.decode import draw
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.5, 0.3, 0.2, 0.0]]).repeat(20000, 1)
+    counts = torch.bincount(draw(probs), minlength=5).float() / 20000
+    assert counts[0] == 0 and counts[4] == 0
+    assert torch.allclose(counts[1:4], torch.tensor([0.5, 0.3, 0.2]), atol=0.015)
