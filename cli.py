@@ -232,6 +232,14 @@ def train_command(
     device: Annotated[
         str | None, typer.Option("--device", help="auto (default), cpu, cuda, cuda:N.")
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
+            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
+        ),
+    ] = None,
     save_every: Annotated[
         int | None, typer.Option("--save-every", help="Checkpoint every K steps.")
     ] = None,
@@ -276,16 +284,21 @@ def train_command(
             ("generation.temperature", temperature),
             ("generation.backend", backend),
             ("model.device", device),
+            ("model.dtype", dtype),
             ("log.save_every", save_every),
             ("eval.tasks", eval_tasks),
         ),
         settings,
     )
+    from grpo_env.third_party_log import third_party_output_to
+
     if resume and out is not None:
         check_resumable(Path(out))  # before its config is looked for: say what is there
     train_config = build_train_config(config, overrides, resume=resume)
     try:
-        summary = train(train_config, resume=resume, console=err_console)
+        # Third-party warnings and loading bars: DIR/train.log (the console shows ours only).
+        with third_party_output_to(Path(train_config.out) / "train.log"):
+            summary = train(train_config, resume=resume, console=err_console)
     except TrainInterrupted:
         sys.exit(130)
     except KeyboardInterrupt:  # the second Ctrl-C: stop now, without saving this step
@@ -753,7 +766,12 @@ def eval_command(
         resume=resume,
         overwrite=overwrite,
     )
-    report = run_eval(options, console=err_console)
+    from grpo_env.eval_runner import default_out
+    from grpo_env.third_party_log import third_party_output_to
+
+    samples_file = options.out or default_out(options)
+    with third_party_output_to(samples_file.with_suffix(".log")):
+        report = run_eval(options, console=err_console)
     _print_eval_report(report, as_json)
     if report.infra_errors:
         sys.exit(INFRA_EXIT_CODE)
@@ -840,6 +858,14 @@ def compare_command(
         typer.Option("--eval-tasks", help="Held-out tasks evaluated before and after (50)."),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda.")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
+            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
+        ),
+    ] = None,
     settings: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any run config key, e.g. --set agent.beta=0.02 (all agents)."),
@@ -869,6 +895,7 @@ def compare_command(
 
     from grpo_env.compare import build_compare_options, parse_agent_setting, parse_seeds
     from grpo_env.compare_report import compare_and_report
+    from grpo_env.third_party_log import third_party_output_to
 
     overrides = _config_overrides(
         (
@@ -881,6 +908,7 @@ def compare_command(
             ("model.lora", lora),
             ("eval.tasks", eval_tasks),
             ("model.device", device),
+            ("model.dtype", dtype),
         ),
         settings,
     )
@@ -898,21 +926,17 @@ def compare_command(
         agent_options=per_agent,
     )
     try:
-        summary = compare_and_report(options, console=err_console, report_only=report_only)
+        with third_party_output_to(Path(out) / "compare.log"):
+            summary = compare_and_report(options, console=err_console, report_only=report_only)
     except KeyboardInterrupt:
         err_console.print("[yellow]stopped; the same command resumes the comparison[/yellow]")
         sys.exit(130)
     if as_json:
         print(summary.model_dump_json(indent=2))
     else:
-        from grpo_env.compare_report import COLUMNS, table_cells
+        from grpo_env.compare_report import console_table
 
-        table = Table(title=f"compare: {summary.out}", title_justify="left")
-        for key, title in COLUMNS:
-            table.add_column(title, justify="left" if key == "agent" else "right", no_wrap=True)
-        for row in summary.agents:
-            table.add_row(*table_cells(row))
-        console.print(table)
+        console.print(console_table(summary.agents, f"compare: {summary.out}"))
         console.print(
             f"[dim]report: {summary.out}/compare.md, plot: {summary.out}/reward_curves.png"
         )
@@ -924,7 +948,14 @@ def compare_command(
 
 
 def main(argv: list[str] | None = None) -> Any:
+    args = sys.argv[1:] if argv is None else argv
     try:
+        if "--help" in args or "-h" in args:
+            from grpo_env.help_defaults import annotate_defaults
+
+            command = typer.main.get_command(app)
+            annotate_defaults(command)
+            return command(args=args, standalone_mode=True, prog_name="grpo-env")
         return app(args=argv, standalone_mode=True)
     except InfraFailure as err:  # the verifier's infrastructure, not the user's input
         if os.environ.get("GRPO_ENV_DEBUG"):

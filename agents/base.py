@@ -23,6 +23,7 @@ from pydantic import Field
 from grpo_env.config import StrictModel
 from grpo_env.generation import Completion, Generator, SamplingParams
 from grpo_env.models import Policy
+from grpo_env.precision import check_master_weights
 from grpo_env.types import Group
 
 Messages = list[dict[str, str]]
@@ -145,7 +146,8 @@ def adamw_with_schedule(
     params: list[torch.nn.Parameter], cfg: AgentConfig, total_steps: int, lr: float | None = None
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over ``params`` with ``cfg``'s knobs (``lr`` overrides its rate), and its
-    learning-rate schedule over ``total_steps`` optimiser steps."""
+    learning-rate schedule over ``total_steps`` optimiser steps. Float32 master weights only."""
+    check_master_weights(params)
     optimizer = torch.optim.AdamW(
         params,
         lr=cfg.lr if lr is None else lr,

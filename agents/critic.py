@@ -47,7 +47,7 @@ def decoder_of(model: nn.Module) -> nn.Module:
 @dataclass
 class ValueOutput:
     logits: torch.Tensor  # [B, L, 1] values, named as a causal LM's output is
-    past_key_values: Any
+    cache: Any
 
 
 class ValueModel(nn.Module):
@@ -65,7 +65,9 @@ class ValueModel(nn.Module):
     @classmethod
     def from_policy_model(cls, model: nn.Module) -> ValueModel:
         """A critic built from a deep copy of ``model`` (its own weights, same architecture)."""
-        body = copy.deepcopy(decoder_of(model))
+        # float32 master weights whatever the policy's base is stored in (a LoRA base may be
+        # bf16): the critic trains every weight, and bf16 autocast still speeds its matmuls.
+        body = copy.deepcopy(decoder_of(model)).float()
         critic = cls(body, int(body.config.hidden_size))
         # The head stays float32 whatever the body's dtype: values are regression targets.
         critic.head.to(device=next(body.parameters()).device, dtype=torch.float32)
@@ -78,7 +80,7 @@ class ValueModel(nn.Module):
         position_ids: torch.Tensor,
         logits_to_keep: int = 0,
         use_cache: bool = False,
-        past_key_values: Any = None,
+        cache: Any = None,
     ) -> ValueOutput:
         """A causal LM's call, values in place of logits (``[B, L, 1]``), so the shared
         forward of ``grpo_env.logprobs`` (prompts run once per group) serves the critic too."""
@@ -86,7 +88,7 @@ class ValueModel(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
         )
         hidden = output.last_hidden_state
@@ -94,7 +96,7 @@ class ValueModel(nn.Module):
             hidden = hidden[:, -logits_to_keep:]
         with torch.autocast(hidden.device.type, enabled=False):  # the head in float32
             values = self.head(hidden.float())
-        return ValueOutput(logits=values, past_key_values=output.past_key_values)
+        return ValueOutput(logits=values, cache=output.cache)
 
     def values(self, batch: TokenBatch, *, share_prompts: bool | None = None) -> torch.Tensor:
         """Values ``[B, C]`` (float32) of the states before each completion token."""

@@ -1,10 +1,13 @@
 """One GRPO step, ours vs TRL's GRPOTrainer: seconds per step and peak memory, same workload.
 
-Both train the embedded SmolLM2-135M-Instruct (full fine-tuning, float32, CPU) on the same
+Both train the embedded SmolLM2-135M-Instruct (full fine-tuning, CPU) on the same
 prompts (reasoning-gym chain_sum, 2 terms, 1-2 digits) in the same order: 2 prompts per step,
 G = 8 completions each, at most 64 new tokens, temperature 1, beta 0.04 (so both hold a
 reference model), one optimiser step per batch, the GRPO paper's loss aggregation. Each runs
-in a fresh process, so its peak RSS is its own.
+in a fresh process, so its peak RSS is its own. Both precisions are measured, each side at its
+best: float32 (ours ``model.dtype = "float32"``, TRL ``bf16=False``) and bfloat16 (ours
+``"bfloat16"``: bf16 autocast over float32 master weights; TRL ``bf16=True``, the same
+autocast through accelerate), in the order ours, TRL for each precision.
 
     flock /tmp/grpo-heavy.lock python bench/grpo_step_vs_trl.py --steps 3
 
@@ -53,7 +56,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(steps: int, model_dir: str) -> dict[str, Any]:
+def run_ours(steps: int, model_dir: str, dtype: str) -> dict[str, Any]:
     from grpo_env import VerifiableEnv
     from grpo_env.config import validate_config
     from grpo_env.trainer import Trainer
@@ -69,7 +72,7 @@ def run_ours(steps: int, model_dir: str) -> dict[str, Any]:
             "prompts_per_step": PROMPTS_PER_STEP,
             "out": str(out / "run"),
             "shuffle_tasks": False,  # the same order as TRL's unshuffled dataset
-            "model": {"name": model_dir, "lora": False},
+            "model": {"name": model_dir, "lora": False, "dtype": dtype},
             "generation": {"max_new_tokens": MAX_NEW_TOKENS, "temperature": 1.0},
             "agent": {"name": "grpo", "lr": LR, "beta": BETA, "micro_batch_size": MICRO_BATCH},
             "log": {"save_every": 0, "tensorboard": False, "progress": False},
@@ -94,12 +97,14 @@ def run_ours(steps: int, model_dir: str) -> dict[str, Any]:
         "step_seconds": [m["step_seconds"] for m in metrics],
         "step_cpu_seconds": cpu,
         "gen_tokens": [m["gen_tokens"] for m in metrics],
+        "gen_tokens_per_s": [m["gen_tokens_per_s"] for m in metrics],
+        "sampler_logprob_gap": [m.get("sampler_logprob_gap") for m in metrics],
         "reward_mean": [m["reward_mean"] for m in metrics],
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def run_trl(steps: int, model_dir: str) -> dict[str, Any]:
+def run_trl(steps: int, model_dir: str, dtype: str) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -131,7 +136,7 @@ def run_trl(steps: int, model_dir: str) -> dict[str, Any]:
     config = GRPOConfig(
         output_dir=out,
         use_cpu=True,
-        bf16=False,
+        bf16=dtype == "bfloat16",
         per_device_train_batch_size=MICRO_BATCH,
         gradient_accumulation_steps=G * PROMPTS_PER_STEP // MICRO_BATCH,
         num_generations=G,
@@ -180,11 +185,32 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_side(side: str, dtype: str, steps: int) -> dict[str, Any]:
+    """One side at one precision, in a fresh process (its own peak RSS)."""
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--worker", side, "--steps", str(steps), "--dtype", dtype]
+    process = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    if process.returncode != 0 or not lines:
+        sys.stderr.write(process.stderr[-4000:])
+        raise SystemExit(f"{side} {dtype} failed (exit {process.returncode})")
+    result = summarize(json.loads(lines[-1].removeprefix("RESULT ")))
+    result["process_seconds"] = time.perf_counter() - started
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="steps each (the first is warm-up)")
     parser.add_argument("--only", choices=["ours", "trl"], help="run one side")
+    parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated")
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from grpo_env.default_model import DEFAULT_MODEL, ensure_embedded_model
@@ -192,26 +218,16 @@ def main() -> None:
     model_dir = str(ensure_embedded_model(DEFAULT_MODEL))
     if args.worker:
         run = run_ours if args.worker == "ours" else run_trl
-        print("RESULT " + json.dumps(run(args.steps, model_dir)), flush=True)
+        print("RESULT " + json.dumps(run(args.steps, model_dir, args.dtype)), flush=True)
         return
 
     import torch
 
     results: dict[str, Any] = {}
-    for side in [args.only] if args.only else ["ours", "trl"]:
-        started = time.perf_counter()
-        process = subprocess.run(
-            [sys.executable, __file__, "--worker", side, "--steps", str(args.steps)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-        )
-        lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
-        if process.returncode != 0 or not lines:
-            sys.stderr.write(process.stderr[-4000:])
-            raise SystemExit(f"{side} failed (exit {process.returncode})")
-        results[side] = summarize(json.loads(lines[-1].removeprefix("RESULT ")))
-        results[side]["process_seconds"] = time.perf_counter() - started
+    precisions = [p for p in args.precisions.split(",") if p]
+    for dtype in precisions:
+        for side in [args.only] if args.only else ["ours", "trl"]:
+            results[f"{side}_{dtype}"] = run_side(side, dtype, args.steps)
     report: dict[str, Any] = {
         "benchmark": "grpo_step_vs_trl",
         "model": DEFAULT_MODEL,
@@ -225,16 +241,17 @@ def main() -> None:
         "steps": args.steps,
         **results,
     }
-    if "ours" in results and "trl" in results:
-        report["time_ratio_ours_over_trl"] = (
-            results["ours"]["seconds_per_step"] / results["trl"]["seconds_per_step"]
-        )
-        report["cpu_time_ratio_ours_over_trl"] = (
-            results["ours"]["cpu_seconds_per_step"] / results["trl"]["cpu_seconds_per_step"]
-        )
-        report["memory_ratio_ours_over_trl"] = (
-            results["ours"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"]
-        )
+    pairs = [(f"ours_{p}", f"trl_{p}", p) for p in precisions]
+    if {"bfloat16", "float32"} <= set(precisions):
+        pairs.append(("ours_bfloat16", "trl_float32", "ours_bfloat16_vs_trl_float32"))
+    for mine, theirs, label in pairs:
+        if mine in results and theirs in results:
+            a, b = results[mine], results[theirs]
+            report[f"ratios_{label}"] = {
+                "time": a["seconds_per_step"] / b["seconds_per_step"],
+                "cpu_time": a["cpu_seconds_per_step"] / b["cpu_seconds_per_step"],
+                "peak_rss": a["peak_rss_mb"] / b["peak_rss_mb"],
+            }
     report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 

@@ -18,6 +18,7 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -136,6 +137,23 @@ def _cell(row: AgentRow, key: str) -> str:
 
 def table_cells(row: AgentRow) -> list[str]:
     return [_cell(row, key) for key, _ in COLUMNS]
+
+
+def console_table(rows: Sequence[AgentRow], title: str) -> Any:
+    """The per-agent table for a console of any width: agent names never shrink (they are what
+    the table is about); the number columns wrap their headers and cells instead."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    longest = max((len(row.agent) for row in rows), default=5)
+    for key, title_text in COLUMNS:
+        if key == "agent":
+            table.add_column(title_text, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(title_text, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*table_cells(row))
+    return table
 
 
 def markdown_table(rows: Sequence[AgentRow]) -> str:

@@ -74,7 +74,9 @@ class ModelConfig(StrictModel):
     )
     device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on CUDA, float32 on CPU"
+        "auto",
+        description="matmul precision; weights that train stay float32. auto: bfloat16 autocast "
+        "on CUDA and on CPUs with AMX/AVX-512 BF16, else float32; float16 is refused",
     )
     gradient_checkpointing: bool = False
     extra_eos_tokens: list[str] = Field(
@@ -92,6 +94,11 @@ class GenerationConfig(StrictModel):
     top_k: int = Field(0, ge=0, description="0 disables top-k")
     batch_size: int | None = Field(
         None, ge=1, description="sequences per generate call (None: all of a step's at once)"
+    )
+    hf_decode: Literal["loop", "generate"] = Field(
+        "loop",
+        description="hf backend: loop (prompts prefilled once, finished rows leave the batch) "
+        "or generate (transformers generate, every row to the longest)",
     )
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
 

@@ -2,9 +2,12 @@
 
 Two backends share the ``Generator`` interface:
 
-- ``hf`` (``HFGenerator``): transformers ``generate``, all of a step's prompts x G samples in
-  one batched call (chunked by ``batch_size`` if asked), CPU or CUDA. It reads the policy's
-  live weights, so nothing needs syncing after an update.
+- ``hf`` (``HFGenerator``): all of a step's prompts x G samples in one batch (chunked by
+  ``batch_size`` if asked), CPU or CUDA, on the policy's live weights (nothing to sync after an
+  update), under the policy's precision (bf16 autocast where it has one). ``decode="loop"``
+  (the default) is ``grpo_env.decode``'s loop: each prompt prefilled once, finished rows leave
+  the batch; ``decode="generate"`` is transformers ``generate`` with every logits processor
+  set neutral (the model's own generation config hidden).
 - ``vllm`` (``grpo_env.vllm_generator.VLLMGenerator``): optional extra, CUDA only; weights are
   pushed to the engine after each update (``sync_weights``).
 
@@ -15,14 +18,17 @@ compared. Greedy decoding (temperature 0) reports logprobs at temperature 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
 from grpo_env.masking import trim_completion
 from grpo_env.models import Policy
+
+HFDecode = Literal["loop", "generate"]
 
 
 @dataclass(frozen=True)
@@ -101,16 +107,78 @@ class _LogprobRecorder:
         return torch.stack(self.steps, dim=1)
 
 
-class HFGenerator:
-    """Batched sampling with transformers ``generate`` on the policy's own weights."""
+def neutral_generation_config(params: SamplingParams, policy: Policy) -> Any:
+    """A ``GenerationConfig`` that samples exactly ``softmax(logits / temperature)`` (with the
+    user's top-k/top-p): every logits processor that a model's ``generation_config.json`` could
+    switch on is set to its neutral value here (correctness rule 9)."""
+    from transformers import GenerationConfig
 
-    def __init__(self, policy: Policy, batch_size: int | None = None):
+    sampling = {} if params.greedy else {"temperature": params.temperature}
+    return GenerationConfig(
+        do_sample=not params.greedy,
+        max_new_tokens=params.max_new_tokens,
+        min_new_tokens=0,
+        eos_token_id=list(policy.eos_token_ids),
+        pad_token_id=policy.pad_token_id,
+        use_cache=True,
+        num_beams=1,
+        top_p=params.top_p if not params.greedy else 1.0,
+        top_k=params.top_k if not params.greedy else 0,
+        min_p=0.0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_no_repeat_ngram_size=0,
+        diversity_penalty=0.0,
+        renormalize_logits=False,
+        remove_invalid_values=False,
+        **sampling,
+    )
+
+
+@contextmanager
+def _model_defaults_hidden(model: Any) -> Iterator[None]:
+    """Hide the model's own generation config while ``generate`` runs: transformers fills
+    every field left unset (``None``: suppress_tokens, bad_words_ids, sequence_bias,
+    forced_bos/eos...) from it, and None cannot be said explicitly."""
+    from transformers import GenerationConfig
+
+    holders = [m for m in (model, _base_model(model)) if hasattr(m, "generation_config")]
+    saved = [(m, m.generation_config) for m in holders]
+    try:
+        for holder, _ in saved:
+            holder.generation_config = GenerationConfig()
+        yield
+    finally:
+        for holder, config in saved:
+            holder.generation_config = config
+
+
+def _base_model(model: Any) -> Any:
+    getter = getattr(model, "get_base_model", None)
+    return getter() if callable(getter) else model
+
+
+class HFGenerator:
+    """Batched sampling on the policy's own weights (see the module docstring)."""
+
+    def __init__(self, policy: Policy, batch_size: int | None = None, decode: HFDecode = "loop"):
+        if decode not in ("loop", "generate"):
+            raise ValueError(f"unknown hf decode {decode!r}; valid: loop, generate")
         self.policy = policy
         self.batch_size = batch_size
+        self.decode = decode
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
+        if any(not p for p in prompts):
+            raise ValueError("cannot generate from an empty prompt")
+        if self.decode == "loop":
+            return self._generate_loop(prompts, n, params)
         rows = [list(p) for p in prompts for _ in range(n)]  # G copies of each prompt, adjacent
         size = self.batch_size or len(rows)
         flat: list[Completion] = []
@@ -119,7 +187,7 @@ class HFGenerator:
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _generate_rows(self, rows: list[list[int]], params: SamplingParams) -> list[Completion]:
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import LogitsProcessorList
 
         policy = self.policy
         if any(not row for row in rows):
@@ -131,29 +199,14 @@ class HFGenerator:
         for i, row in enumerate(rows):
             input_ids[i, width - len(row) :] = torch.tensor(row)
             attention[i, width - len(row) :] = 1
-        sampling = (
-            {}
-            if params.greedy
-            else {
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "top_k": params.top_k,
-            }
-        )
-        config = GenerationConfig(
-            do_sample=not params.greedy,
-            max_new_tokens=params.max_new_tokens,
-            eos_token_id=list(policy.eos_token_ids),
-            pad_token_id=policy.pad_token_id,
-            use_cache=True,
-            **sampling,
-        )
+        config = neutral_generation_config(params, policy)
         recorder = _LogprobRecorder(params.logprob_temperature)
         model = policy.model
         was_training = model.training
         model.eval()
         try:
-            with torch.inference_mode(), policy.autocast():
+            # no_grad: autocast caches its weight casts only outside inference_mode.
+            with torch.no_grad(), policy.autocast(), _model_defaults_hidden(model):
                 output = model.generate(
                     input_ids=input_ids.to(policy.device),
                     attention_mask=attention.to(policy.device),
@@ -178,20 +231,71 @@ class HFGenerator:
             )
         return completions
 
+    def _generate_loop(
+        self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        from grpo_env.decode import sample_rows
+
+        policy = self.policy
+        # batch_size counts rows; a prompt's n samples stay in one chunk (one prefill).
+        per_chunk = max(1, (self.batch_size or n * len(prompts)) // n)
+        model = policy.model
+        was_training = model.training
+        model.eval()
+        groups: list[list[Completion]] = []
+        try:
+            for start in range(0, len(prompts), per_chunk):
+                chunk = [list(p) for p in prompts[start : start + per_chunk]]
+                with policy.autocast():
+                    rows = sample_rows(
+                        model,
+                        chunk,
+                        n,
+                        max_new_tokens=params.max_new_tokens,
+                        temperature=params.temperature,
+                        top_k=params.top_k,
+                        top_p=params.top_p,
+                        eos_ids=policy.eos_token_ids,
+                        pad_id=policy.pad_token_id,
+                        device=policy.device,
+                    )
+                for i, prompt in enumerate(chunk):
+                    groups.append(
+                        [self._completion(prompt, row) for row in rows[i * n : (i + 1) * n]]
+                    )
+        finally:
+            model.train(was_training)
+        return groups
+
+    def _completion(self, prompt: list[int], row: Any) -> Completion:
+        ids, truncated = trim_completion(row.token_ids, self.policy.eos_token_ids)
+        return Completion(
+            prompt_ids=prompt,
+            token_ids=ids,
+            text=self.policy.decode(ids),
+            logprobs=row.logprobs[: len(ids)],
+            truncated=truncated,
+        )
+
     def sync_weights(self) -> None:
-        """Nothing to do: ``generate`` runs on the trained model itself."""
+        """Nothing to do: sampling runs on the trained model itself."""
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 def make_generator(
-    backend: str, policy: Policy, *, batch_size: int | None = None, **options: Any
+    backend: str,
+    policy: Policy,
+    *,
+    batch_size: int | None = None,
+    hf_decode: HFDecode = "loop",
+    **options: Any,
 ) -> Generator:
     """The generation backend ``backend`` (``hf`` or ``vllm``) for ``policy``; ``options``
     (gpu_memory_utilization, seed) are vLLM's."""
     if backend == "hf":
-        return HFGenerator(policy, batch_size=batch_size)
+        return HFGenerator(policy, batch_size=batch_size, decode=hf_decode)
     if backend == "vllm":
         from grpo_env.vllm_generator import VLLMGenerator
 

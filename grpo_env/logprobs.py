@@ -124,7 +124,7 @@ def completion_outputs(
 ) -> list[torch.Tensor]:
     """``model``'s outputs (its ``.logits``: token logits, or a critic's values) at the
     positions that predict each completion token, as column blocks to concatenate: ``[B, C, *]``
-    in all. ``model`` takes a causal LM's arguments (``logits_to_keep``, ``past_key_values``).
+    in all. ``model`` takes a causal LM's arguments (``logits_to_keep``, ``cache``).
     ``share_prompts`` None shares prompts unless gradient checkpointing is on."""
     if share_prompts is None:
         share_prompts = not (model.training and _checkpointing(model))
@@ -164,7 +164,7 @@ def _shared_logits(model: nn.Module, batch: TokenBatch) -> list[torch.Tensor]:
     width = batch.completion_ids.shape[1]
     if width == 1:
         return [first]
-    cache = prompt.past_key_values
+    cache = prompt.cache
     cache.reorder_cache(batch.prompt_index)  # index_select: differentiable, U -> B rows
     lengths = batch.prompt_mask.sum(dim=1)[batch.prompt_index]
     positions = lengths[:, None] + torch.arange(width - 1, device=lengths.device)[None, :]
@@ -179,7 +179,7 @@ def _shared_logits(model: nn.Module, batch: TokenBatch) -> list[torch.Tensor]:
         input_ids=batch.completion_ids[:, :-1],
         attention_mask=attention,
         position_ids=positions,
-        past_key_values=cache,
+        cache=cache,
         use_cache=True,
     )
     return [first, rest.logits]

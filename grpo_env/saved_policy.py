@@ -20,7 +20,8 @@ from typing import Any
 
 from grpo_env.checkpoint import latest_checkpoint
 from grpo_env.config import ModelConfig
-from grpo_env.models import Policy, load_policy, load_tokenizer, resolve_device, resolve_dtype
+from grpo_env.models import Policy, load_policy, load_tokenizer, resolve_device
+from grpo_env.precision import resolve_precision
 
 POLICY_DIR = "policy"
 POINTER = "policy.json"
@@ -80,8 +81,10 @@ def _load_merged_lora(policy_dir: Path, source: str, config: ModelConfig) -> Pol
 
     source = resolve_model_source(source)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device, lora=False)
-    base = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    precision = resolve_precision(config.dtype, device, lora=False)
+    base = AutoModelForCausalLM.from_pretrained(source, dtype=precision.weights)
     # Merged: sampling runs at the speed of the plain model, nothing of peft stays in the way.
     model = PeftModel.from_pretrained(base, str(policy_dir)).merge_and_unload()
-    return wrap_policy(model, load_tokenizer(source), config, source=source, device=device)
+    return wrap_policy(
+        model, load_tokenizer(source), config, source=source, device=device, precision=precision
+    )

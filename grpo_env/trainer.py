@@ -58,6 +58,11 @@ from grpo_env.types import Group, Status
 
 log = logging.getLogger(__name__)
 
+# Mean |sampler logprob - trainer logprob| per token above which the run warns (once): float32
+# agrees to ~1e-6, bf16 to 0.02-0.04 (SmolLM2, LoRA or full); a stale vLLM weight sync or a
+# leaked logits processor shows up here first, as a larger gap.
+SAMPLER_GAP_WARNING = {"float32": 1e-3, "bfloat16": 0.1}
+
 
 class RunExistsError(ValueError):
     """The output directory already holds a run and --resume was not given."""
@@ -156,11 +161,13 @@ class Trainer:
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.no_signal = NoSignalWatch()
         self.policy = load_policy(config.model)
+        self.console.print(f"precision: {self.policy.precision.describe()}", highlight=False)
         gen = config.generation
         self.generator = make_generator(
             gen.backend,
             self.policy,
             batch_size=gen.batch_size,
+            hf_decode=gen.hf_decode,
             gpu_memory_utilization=gen.vllm_gpu_memory_utilization,
             seed=config.seed,
         )
@@ -175,6 +182,7 @@ class Trainer:
         self._boundary: dict[str, Any] = {}
         self._last_saved = -1
         self._progress_bar: Progress | None = None
+        self._gap_warned = False
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
@@ -290,7 +298,9 @@ class Trainer:
             "step_seconds": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.policy.device),
         }
-        self.log.metrics(step, metrics)
+        self._check_sampler_gap(step, metrics.get("sampler_logprob_gap"))
+        # The precision rides on every line: a reader of one line knows how it was computed.
+        self.log.metrics(step, {**metrics, "precision": self.policy.precision.name})
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
         self.guard.observe(step, groups)  # after logging: the step's record shows the failure
@@ -299,6 +309,19 @@ class Trainer:
             log.warning(notice)
             self.console.print(f"[yellow]{notice}[/yellow]")
         return metrics
+
+    def _check_sampler_gap(self, step: int, gap: float | None) -> None:
+        limit = SAMPLER_GAP_WARNING.get(self.policy.precision.name, 1e-3)
+        if gap is None or gap <= limit or self._gap_warned:
+            return
+        self._gap_warned = True
+        message = (
+            f"step {step}: sampler_logprob_gap {gap:.3g} > {limit:g}: the sampler does not sample "
+            "the distribution the loss optimises (stale weights in the generation backend, a "
+            "logits processor, or numerics); the ratios are off by that much"
+        )
+        log.warning(message)
+        self.console.print(f"[yellow]warning: {message}[/yellow]", highlight=False)
 
     def collect(self, step: int) -> tuple[list[Group], dict[str, float], list[Group]]:
         """The step's groups (its own task draw), rollout metrics, and the training batch

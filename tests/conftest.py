@@ -1,10 +1,15 @@
 """Tiny models built from a config (no downloads), shared by the engine and agent tests."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from grpo_env.testing import char_tokenizer, save_tiny_model, tiny_llama, toy_model_dir
+
+# model.dtype "auto" means float32 in tests on every machine (CLI subprocesses inherit this):
+# the exactness tests (logprobs to 1e-5, ratio 1) hold in float32; bf16 tests ask for bfloat16.
+os.environ["GRPO_ENV_CPU_BF16"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,25 @@ def test_failing_env_check_exits_1(tmp_path):
     checks = {c["name"]: c["passed"] for c in json.loads(result.stdout)["checks"]}
     assert checks["empty completion scores 0"] is False
     assert checks["gold completion scores full marks"] is None
+
+
+def test_help_shows_every_options_default():
+    import re
+
+    for command in ("train", "compare", "eval"):
+        result = subprocess.run(
+            [sys.executable, "-m", "grpo_env.cli", command, "--help"],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "COLUMNS": "200"},
+        )
+        assert result.returncode == 0, result.stderr
+        blocks: list[str] = []  # one per option: its first line and its continuation lines
+        for line in result.stdout.splitlines():
+            if re.match(r"│ (\*\s+)?--", line):
+                blocks.append(line)
+            elif blocks and line.startswith("│ "):
+                blocks[-1] += line
+        blocks = [b for b in blocks if "--help" not in b.split()[1:3]]
+        missing = [b[:40] for b in blocks if "[default:" not in b and "[required]" not in b]
+        assert blocks and not missing, (command, missing)

@@ -14,7 +14,13 @@ from grpo_env.compare import (
     parse_seeds,
     plan_runs,
 )
-from grpo_env.compare_report import agent_rows, markdown_table, smooth, write_report
+from grpo_env.compare_report import (
+    agent_rows,
+    console_table,
+    markdown_table,
+    smooth,
+    write_report,
+)
 from grpo_env.config import ConfigError, validate_config
 
 
@@ -163,3 +169,21 @@ def test_agent_rows_average_seeds_and_the_report_is_written(tmp_path):
 def test_smooth_is_a_trailing_moving_average():
     assert smooth([1.0, 3.0, 5.0, 7.0], 2).tolist() == [1.0, 2.0, 4.0, 6.0]
     assert smooth([1.0, 2.0], 1).tolist() == [1.0, 2.0]
+
+
+def test_the_console_table_keeps_agent_names_at_80_columns_without_a_tty():
+    from io import StringIO
+
+    from rich.console import Console
+
+    results = [
+        result("reinforce_pp_baseline", 0, [0.1, 0.5], 0.4, memory=3158.0),
+        result("grpo", 0, [0.2, 0.7], 0.6, memory=3628.0),
+    ]
+    out = StringIO()
+    Console(file=out, width=80, force_terminal=False).print(
+        console_table(agent_rows(results), "compare: runs/x")
+    )
+    text = out.getvalue()
+    assert "reinforce_pp_baseline" in text and "grpo" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -204,3 +204,30 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, toy_model):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert [r["step"] for r in read_jsonl(metrics)] == list(range(1, saved + 2))
+
+
+def test_the_run_says_its_precision_and_warns_once_on_a_sampler_gap(
+    tmp_path, toy_model, monkeypatch
+):
+    from io import StringIO
+
+    from rich.console import Console
+
+    import grpo_env.agents.policy_gradient as pg
+
+    config = toy_config(tmp_path / "run", toy_model, steps=2)
+    output = StringIO()
+    trainer = Trainer(config, env=next_digit_env(), console=Console(file=output, width=200))
+    # A stale sampler: every logged logprob off by 0.5 (what a missed weight sync looks like).
+    original = pg.PolicyGradientAgent.stats_metrics
+
+    def off(self, stats):
+        return {**original(self, stats), "sampler_logprob_gap": 0.5}
+
+    monkeypatch.setattr(pg.PolicyGradientAgent, "stats_metrics", off)
+    trainer.run()
+    text = output.getvalue()
+    assert "precision: float32" in text
+    assert text.count("sampler_logprob_gap 0.5") == 1  # once, not every step
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert {r["precision"] for r in rows} == {"float32"}
