@@ -264,7 +264,7 @@ def train_command(
     (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
     """
     from grpo_env.config import build_train_config
-    from grpo_env.preflight import check_resumable, checkpoint_note
+    from grpo_env.preflight import check_resumable, check_train_config, checkpoint_note
     from grpo_env.trainer import TrainInterrupted, train
 
     overrides = _config_overrides(
@@ -295,6 +295,7 @@ def train_command(
     if resume and out is not None:
         check_resumable(Path(out))  # before its config is looked for: say what is there
     train_config = build_train_config(config, overrides, resume=resume)
+    check_train_config(train_config, resume=resume)  # before the log file makes --out
     try:
         # Third-party warnings and loading bars: DIR/train.log (the console shows ours only).
         with third_party_output_to(Path(train_config.out) / "train.log"):
@@ -767,9 +768,11 @@ def eval_command(
         overwrite=overwrite,
     )
     from grpo_env.eval_runner import default_out
+    from grpo_env.preflight import check_out_file
     from grpo_env.third_party_log import third_party_output_to
 
     samples_file = options.out or default_out(options)
+    check_out_file(samples_file)  # before the log file beside it is made
     with third_party_output_to(samples_file.with_suffix(".log")):
         report = run_eval(options, console=err_console)
     _print_eval_report(report, as_json)
