@@ -117,6 +117,22 @@ class EvalConfig(StrictModel):
     max_new_tokens: int | None = Field(None, ge=1)
 
 
+class DistributedConfig(StrictModel):
+    """Several ranks (``torchrun``; see grpo_env.distributed). Ignored in a single process."""
+
+    strategy: Literal["auto", "ddp", "fsdp2"] = Field(
+        "auto", description="auto: ddp; fsdp2 shards full fine-tuning (the update, not the loop)"
+    )
+    timeout_s: float = Field(
+        600.0, gt=0, description="how long a collective waits for the other ranks"
+    )
+    seed_per_group: bool = Field(
+        False,
+        description="sample each group from its own (seed, step, group) seed; always on with "
+        "several ranks, so a 1-rank run with it on draws what N ranks draw",
+    )
+
+
 class AgentSection(BaseModel):
     """``[agent]``: ``name`` plus that agent's own knobs (checked by ``resolve_agent_config``)."""
 
@@ -144,6 +160,7 @@ class TrainConfig(StrictModel):
     agent: AgentSection = Field(default_factory=AgentSection)
     log: LogConfig = Field(default_factory=LogConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("env")
     @classmethod

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import grpo_env
+from grpo_env import distributed, parallel
 from grpo_env.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -49,7 +50,7 @@ from grpo_env.generation import Generator, SamplingParams, make_generator
 from grpo_env.models import Policy, load_policy
 from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
-from grpo_env.run_log import METRICS, RunLog, peak_memory_mb
+from grpo_env.run_log import METRICS, NullRunLog, RunLog, peak_memory_mb
 from grpo_env.types import Group, Status
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,11 @@ class Trainer:
     ):
         self.config = config
         self.run_dir = Path(config.out)
-        self.console = console or Console(stderr=True)
+        # torchrun: join the ranks first; only rank 0 prints, logs, evaluates and saves.
+        self.dist = distributed.init_from_env(config.distributed.timeout_s)
+        self.console = console or Console(stderr=True, quiet=not self.dist.is_main)
         self._check_run_dir(resume)
+        distributed.barrier("the run directory check")  # before rank 0 creates anything
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
         if env is None:
@@ -157,7 +161,9 @@ class Trainer:
         self.sampler = TaskSampler(self.env.tasks, config.seed, stream=0, shuffle=shuffle)
         self.refill_sampler = TaskSampler(self.env.tasks, config.seed, stream=1, shuffle=shuffle)
         self.eval_env, self.eval_tasks = self._eval_setup(eval_env)
-        self.log = RunLog(self.run_dir, tensorboard=config.log.tensorboard)
+        main = self.dist.is_main
+        tensorboard = config.log.tensorboard
+        self.log = RunLog(self.run_dir, tensorboard=tensorboard) if main else NullRunLog()
         self.step = 0
         self._stop_requested = False
         self._boundary: dict[str, Any] = {}
@@ -168,9 +174,14 @@ class Trainer:
         elif resume:
             self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting afresh[/yellow]")
             self.log.truncate_after(0)
-        write_text_atomic(
-            self.run_dir / "config.json", json.dumps(config_to_toml_dict(config), indent=2) + "\n"
-        )
+        if self.dist.enabled:
+            self._check_distributed()
+            parallel.prepare_agent(self.agent, self._strategy())
+        if main:
+            write_text_atomic(
+                self.run_dir / "config.json",
+                json.dumps(config_to_toml_dict(config), indent=2) + "\n",
+            )
 
     # ----- setup --------------------------------------------------------------------------
 
@@ -183,9 +194,29 @@ class Trainer:
                 "another --out"
             )
 
+    def _check_distributed(self) -> None:
+        world = self.dist.world_size
+        if self.config.prompts_per_step < world:
+            raise ValueError(
+                f"prompts_per_step={self.config.prompts_per_step} < {world} ranks: every rank "
+                "needs at least one group per step"
+            )
+        if self.agent.refill_rounds:
+            raise ValueError("dynamic sampling (refills) is not supported on several ranks yet")
+        if self._strategy() == "fsdp2":
+            raise ValueError(
+                "distributed.strategy = 'fsdp2' shards the update (grpo_env.parallel) but the "
+                "train loop's sampling, evaluation and checkpoints do not run sharded yet: use "
+                "'ddp'"
+            )
+
+    def _strategy(self) -> distributed.Strategy:
+        strategy = self.config.distributed.strategy
+        return "ddp" if strategy == "auto" else strategy
+
     def _eval_setup(self, eval_env: Any) -> tuple[VerifiableEnv | None, list]:
         cfg = self.config.eval
-        if cfg.tasks == 0:
+        if cfg.tasks == 0 or not self.dist.is_main:
             return None, []
         if eval_env is None:
             if not cfg.env_kwargs:
@@ -223,7 +254,8 @@ class Trainer:
                     eval_before = self._evaluate(0)
                 while self.step < cfg.steps and not self._stop_requested:
                     self._mark_boundary()
-                    last = self.train_step(self.step + 1)
+                    with distributed.collective(f"step {self.step + 1}", broad=False):
+                        last = self.train_step(self.step + 1)
                     self.step += 1
                     progress.update(
                         task,
@@ -245,6 +277,7 @@ class Trainer:
         finally:
             self.log.close()
             self.generator.close()
+            distributed.shutdown()
         summary = TrainSummary(
             run_dir=str(self.run_dir),
             steps_done=self.step,
@@ -266,13 +299,16 @@ class Trainer:
         started = time.perf_counter()
         groups, rollout_metrics, batch = self.collect(step)
         update_metrics = self.agent.update(batch) if batch else {"skipped_update": 1.0}
-        metrics = {
-            **reward_metrics(groups),
+        local = {
             **rollout_metrics,
             **update_metrics,
             "step_seconds": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.policy.device),
         }
+        if self.dist.enabled:  # every rank's groups, in step order: the 1-process metrics
+            groups = [g for part in distributed.gather_objects(groups) for g in part]
+            local = distributed.reduce_metrics(local, sums=SUMMED_METRICS)
+        metrics = {**reward_metrics(groups), **local}
         self.log.metrics(step, metrics)
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
@@ -283,8 +319,20 @@ class Trainer:
         (after dynamic sampling's drops and refills)."""
         cfg = self.config
         started = time.perf_counter()
-        tasks = self.sampler.draw(cfg.prompts_per_step)
-        groups = rollout_groups(self.env, self.agent, tasks, cfg.group_size, tag=f"step{step}")
+        tasks = self.sampler.draw(cfg.prompts_per_step)  # every rank draws the whole step
+        mine = distributed.shard(len(tasks), self.dist.rank, self.dist.world_size)
+        seeds = None
+        if cfg.distributed.seed_per_group or self.dist.enabled:
+            seeds = [distributed.group_seed(cfg.seed, step, i) for i in mine]
+        groups = rollout_groups(
+            self.env,
+            self.agent,
+            tasks[mine.start : mine.stop],
+            cfg.group_size,
+            tag=f"step{step}",
+            first_index=mine.start,
+            seeds=seeds,
+        )
         batch = [g for g in groups if self.agent.keep_group(g)]
         dropped = len(groups) - len(batch)
         rounds = 0
@@ -363,6 +411,10 @@ class Trainer:
         }
 
     def _save(self) -> None:
+        if not self.dist.is_main:  # the weights are replicated (ddp): rank 0 writes them once
+            self._last_saved = self.step
+            distributed.barrier(f"checkpoint {self.step}")
+            return
         boundary = self._boundary
         current = capture_rng_state()
         restore_rng_state(boundary["rng"])  # save_checkpoint records the live RNG state
@@ -381,6 +433,7 @@ class Trainer:
         finally:
             restore_rng_state(current)
         self._last_saved = self.step
+        distributed.barrier(f"checkpoint {self.step}")
 
     # ----- Ctrl-C and progress ------------------------------------------------------------
 
@@ -415,8 +468,13 @@ class Trainer:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
-            disable=not self.config.log.progress,
+            disable=not self.config.log.progress or not self.dist.is_main,
         )
+
+
+# Rollout and update metrics that are counts: added over the ranks (the rest are averaged).
+SUMMED_METRICS = ("gen_tokens", "gen_tokens_per_s", "groups_dropped", "samples_trained")
+SUMMED_METRICS += ("masked_infra_error", "masked_truncated")
 
 
 def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:
