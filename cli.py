@@ -286,6 +286,8 @@ def train_command(
     except KeyboardInterrupt:  # the second Ctrl-C: stop now, the last checkpoint stands
         err_console.print("[yellow]stopped; the last saved checkpoint stands (--resume)[/yellow]")
         sys.exit(130)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone reports
+        return
     table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")

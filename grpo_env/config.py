@@ -94,6 +94,11 @@ class GenerationConfig(StrictModel):
         None, ge=1, description="sequences per generate call (None: all of a step's at once)"
     )
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    vllm_max_prompt_tokens: int = Field(
+        1024, ge=1, description="vLLM's max_model_len is this + max_new_tokens (KV cache size)"
+    )
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine")
+    vllm_sleep: bool = Field(True, description="free vLLM's memory during the update")
 
 
 class LogConfig(StrictModel):

@@ -139,7 +139,9 @@ class Trainer:
         self.run_dir = Path(config.out)
         # torchrun: join the ranks first; only rank 0 prints, logs, evaluates and saves.
         self.dist = distributed.init_from_env(config.distributed.timeout_s)
-        self.console = console or Console(stderr=True, quiet=not self.dist.is_main)
+        if console is None or not self.dist.is_main:
+            console = Console(stderr=True, quiet=not self.dist.is_main)
+        self.console = console
         self._check_run_dir(resume)
         distributed.barrier("the run directory check")  # before rank 0 creates anything
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
@@ -155,6 +157,12 @@ class Trainer:
             batch_size=gen.batch_size,
             gpu_memory_utilization=gen.vllm_gpu_memory_utilization,
             seed=config.seed,
+            max_prompt_tokens=gen.vllm_max_prompt_tokens,
+            max_new_tokens=gen.max_new_tokens,
+            tensor_parallel_size=gen.vllm_tensor_parallel_size,
+            sleep=gen.vllm_sleep,
+            world_size=self.dist.world_size,
+            rank=self.dist.rank,
         )
         self.agent = build_agent(config, self.policy, self.generator)
         shuffle = config.shuffle_tasks
@@ -298,6 +306,9 @@ class Trainer:
         """One step: collect a batch of groups, update, log. Returns the step's metrics."""
         started = time.perf_counter()
         groups, rollout_metrics, batch = self.collect(step)
+        release = getattr(self.generator, "release_memory", None)
+        if release is not None:  # vLLM's sleep mode: its memory is the update's meanwhile
+            release()
         update_metrics = self.agent.update(batch) if batch else {"skipped_update": 1.0}
         local = {
             **rollout_metrics,
@@ -309,6 +320,16 @@ class Trainer:
             groups = [g for part in distributed.gather_objects(groups) for g in part]
             local = distributed.reduce_metrics(local, sums=SUMMED_METRICS)
         metrics = {**reward_metrics(groups), **local}
+        gap = metrics.get("sampler_logprob_gap", 0.0)
+        if gap > LOGPROB_GAP_WARNING:
+            log.warning(
+                "step %d: the sampler's logprobs are %.3f nats/token from the trainer's (over "
+                "%.2f): the sampled distribution is not the one trained (backend, dtype, "
+                "top-k/top-p?)",
+                step,
+                gap,
+                LOGPROB_GAP_WARNING,
+            )
         self.log.metrics(step, metrics)
         if self.config.log.sample_groups:
             self.log.samples(step, groups[: self.config.log.sample_groups])
@@ -471,6 +492,10 @@ class Trainer:
             disable=not self.config.log.progress or not self.dist.is_main,
         )
 
+
+# Mean |sampler logprob - trainer logprob| per token above which a step warns (bf16 vLLM
+# sits around 1e-2; hf in float32 around 1e-6).
+LOGPROB_GAP_WARNING = 0.1
 
 # Rollout and update metrics that are counts: added over the ranks (the rest are averaged).
 SUMMED_METRICS = ("gen_tokens", "gen_tokens_per_s", "groups_dropped", "samples_trained")
