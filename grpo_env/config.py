@@ -126,7 +126,7 @@ class DistributedConfig(StrictModel):
     """Several ranks (``torchrun``; see grpo_env.distributed). Ignored in a single process."""
 
     strategy: Literal["auto", "ddp", "fsdp2"] = Field(
-        "auto", description="auto: ddp; fsdp2 shards full fine-tuning (the update, not the loop)"
+        "auto", description="auto: ddp (replicated); fsdp2 shards full fine-tuning"
     )
     timeout_s: float = Field(
         600.0, gt=0, description="how long a collective waits for the other ranks"

@@ -107,6 +107,8 @@ class HFGenerator:
     def __init__(self, policy: Policy, batch_size: int | None = None):
         self.policy = policy
         self.batch_size = batch_size
+        # FSDP2 (grpo_env.parallel): every rank decodes until all are done, in lock-step.
+        self.synced_gpus = False
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
@@ -153,12 +155,15 @@ class HFGenerator:
         was_training = model.training
         model.eval()
         try:
-            with torch.inference_mode(), policy.autocast():
+            # FSDP2 all-gathers into buffers it reuses: inference tensors would break that.
+            no_grad = torch.no_grad() if self.synced_gpus else torch.inference_mode()
+            with no_grad, policy.autocast():
                 output = model.generate(
                     input_ids=input_ids.to(policy.device),
                     attention_mask=attention.to(policy.device),
                     generation_config=config,
                     logits_processor=LogitsProcessorList([recorder]),
+                    synced_gpus=self.synced_gpus,
                 )
         finally:
             model.train(was_training)

@@ -18,8 +18,10 @@ all-gathers in each; DDP reduces in the last): ranks with fewer micro-batches ru
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -91,6 +93,8 @@ def prepare_agent(agent: Any, strategy: distributed.Strategy) -> None:
         reference.share_prompts = False
     agent.train_module = policy.model
     agent.rebuild_optimizer()
+    if hasattr(agent.generator, "synced_gpus"):  # hf: sharded generate in lock-step
+        agent.generator.synced_gpus = True
 
 
 def is_wrapped(module: nn.Module | None) -> bool:
@@ -119,3 +123,65 @@ def pad_pass(module: nn.Module, pad_id: int, device: torch.device, last: bool) -
     with gradient_sync(module, last):
         logp, _ = token_logprobs(module, pad_batch(pad_id, device), 1.0, share_prompts=False)
         (logp.sum() * 0.0).backward()
+
+
+# ----- FSDP2 checkpoints: full weights gathered on every rank, written by rank 0 -------------
+
+
+def uses_fsdp2(agent: Any) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(getattr(agent, "train_module", None), FSDPModule)
+
+
+def gather_full_state(agent: Any) -> dict[str, Any]:
+    """The unsharded weights, optimiser and schedule state (a collective: every rank calls it;
+    the tensors land on the CPU)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    model = agent.policy.model
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return {
+        "model": get_model_state_dict(model, options=options),
+        "optimizer": get_optimizer_state_dict(model, agent.optimizer, options=options),
+        "scheduler": agent.scheduler.state_dict(),
+    }
+
+
+def write_full_state(agent: Any, state: dict[str, Any], directory: Path) -> None:
+    """What ``OptimizingAgent.save`` writes, from gathered state: transformers-format weights
+    in ``policy/`` and the optimiser in ``optimizer.pt`` (keyed by parameter names)."""
+    policy = agent.policy
+    target = directory / "policy"
+    target.mkdir(parents=True, exist_ok=True)
+    policy.model.save_pretrained(target, state_dict=state["model"])
+    policy.tokenizer.save_pretrained(target)
+    (target / "policy.json").write_text(json.dumps({"source": policy.source, "lora": False}) + "\n")
+    torch.save(
+        {"optimizer": state["optimizer"], "scheduler": state["scheduler"]},
+        directory / "optimizer.pt",
+    )
+
+
+def load_full_state(agent: Any, directory: Path) -> None:
+    """Load a checkpoint into the sharded policy and optimiser (every rank reads the files)."""
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted((directory / "policy").glob("*.safetensors")):
+        weights.update(load_file(str(file)))
+    model = agent.policy.model
+    options = StateDictOptions(full_state_dict=True, strict=False)  # tied weights saved once
+    set_model_state_dict(model, weights, options=options)
+    saved = torch.load(directory / "optimizer.pt", weights_only=False)
+    set_optimizer_state_dict(model, agent.optimizer, saved["optimizer"], options=options)
+    agent.scheduler.load_state_dict(saved["scheduler"])

@@ -177,14 +177,15 @@ class Trainer:
         self._boundary: dict[str, Any] = {}
         self._last_saved = -1
         self._progress_bar: Progress | None = None
+        if self.dist.enabled:  # before a restore: FSDP2 loads into the sharded model
+            self._check_distributed()
+            parallel.prepare_agent(self.agent, self._strategy())
+        self._fsdp2 = parallel.uses_fsdp2(self.agent)
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
             self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting afresh[/yellow]")
             self.log.truncate_after(0)
-        if self.dist.enabled:
-            self._check_distributed()
-            parallel.prepare_agent(self.agent, self._strategy())
         if main:
             write_text_atomic(
                 self.run_dir / "config.json",
@@ -211,11 +212,11 @@ class Trainer:
             )
         if self.agent.refill_rounds:
             raise ValueError("dynamic sampling (refills) is not supported on several ranks yet")
-        if self._strategy() == "fsdp2":
+        if self._strategy() == "fsdp2" and self.config.prompts_per_step % world:
+            # Sharded sampling runs in lock-step: every rank the same number of groups.
             raise ValueError(
-                "distributed.strategy = 'fsdp2' shards the update (grpo_env.parallel) but the "
-                "train loop's sampling, evaluation and checkpoints do not run sharded yet: use "
-                "'ddp'"
+                f"fsdp2: prompts_per_step={self.config.prompts_per_step} must be a multiple of "
+                f"the {world} ranks"
             )
 
     def _strategy(self) -> distributed.Strategy:
@@ -224,7 +225,9 @@ class Trainer:
 
     def _eval_setup(self, eval_env: Any) -> tuple[VerifiableEnv | None, list]:
         cfg = self.config.eval
-        if cfg.tasks == 0 or not self.dist.is_main:
+        # Rank 0 evaluates alone, except under FSDP2, where every rank's shards take part.
+        sharded = self.dist.enabled and self._strategy() == "fsdp2"
+        if cfg.tasks == 0 or not (self.dist.is_main or sharded):
             return None, []
         if eval_env is None:
             if not cfg.env_kwargs:
@@ -237,7 +240,10 @@ class Trainer:
 
     def _restore(self, checkpoint: Path) -> None:
         state = read_trainer_state(checkpoint)
-        self.agent.load(checkpoint)
+        if self._fsdp2:
+            parallel.load_full_state(self.agent, checkpoint)
+        else:
+            self.agent.load(checkpoint)
         self.sampler.drawn = int(state["sampler_drawn"])
         self.refill_sampler.drawn = int(state["refill_drawn"])
         self.step = self._last_saved = int(state["step"])
@@ -432,6 +438,8 @@ class Trainer:
         }
 
     def _save(self) -> None:
+        # FSDP2: every rank gathers the full state (a collective); rank 0 writes it.
+        full = parallel.gather_full_state(self.agent) if self._fsdp2 else None
         if not self.dist.is_main:  # the weights are replicated (ddp): rank 0 writes them once
             self._last_saved = self.step
             distributed.barrier(f"checkpoint {self.step}")
@@ -440,10 +448,16 @@ class Trainer:
         current = capture_rng_state()
         restore_rng_state(boundary["rng"])  # save_checkpoint records the live RNG state
         try:
+            save_agent = self.agent.save
+            if full is not None:
+
+                def save_agent(directory: Path) -> None:
+                    parallel.write_full_state(self.agent, full, directory)
+
             save_checkpoint(
                 self.run_dir,
                 self.step,
-                self.agent.save,
+                save_agent,
                 {
                     "sampler_drawn": boundary["sampler_drawn"],
                     "refill_drawn": boundary["refill_drawn"],

@@ -4,7 +4,8 @@
 
 GRPO with LoRA on the tiny next-digit model, 4 groups x 4 samples per step, each group sampled
 from its own seed. With DIE_RANK/DIE_CALL that rank's process exits (code 3) in its DIE_CALL-th
-scoring call: a rank that dies mid-run. GRPO_TEST_RESUME=1 resumes the run in OUT.
+scoring call: a rank that dies mid-run. GRPO_TEST_RESUME=1 resumes the run in OUT;
+GRPO_TEST_FSDP2=1 trains the full model under FSDP2 (and evaluates 3 tasks on every rank).
 """
 
 import os
@@ -30,6 +31,7 @@ def main() -> None:
             return score_many(*args, **kwargs)
 
         env.score_many = dying_score_many
+    fsdp2 = os.environ.get("GRPO_TEST_FSDP2") == "1"
     config = validate_config(
         {
             "env": "next-digit",
@@ -38,15 +40,25 @@ def main() -> None:
             "prompts_per_step": 4,
             "seed": 3,
             "out": out,
-            "model": {"name": model_dir, "lora": True},
+            "model": {"name": model_dir, "lora": not fsdp2},
             "generation": {"max_new_tokens": 3, "temperature": 1.0},
-            "agent": {"name": "grpo", "lr": 0.05, "beta": 0.04, "micro_batch_size": 3},
+            "agent": {
+                "name": "grpo",
+                "lr": 0.01 if fsdp2 else 0.05,
+                "beta": 0.04,
+                "micro_batch_size": 3,
+            },
             "log": {"progress": False, "tensorboard": False, "save_every": 2},
-            "distributed": {"seed_per_group": True, "timeout_s": 60},
+            "eval": {"tasks": 3 if fsdp2 else 0},
+            "distributed": {
+                "seed_per_group": True,
+                "timeout_s": 60,
+                "strategy": "fsdp2" if fsdp2 else "ddp",
+            },
         }
     )
     resume = os.environ.get("GRPO_TEST_RESUME") == "1"
-    Trainer(config, env=env, resume=resume).run()
+    Trainer(config, env=env, eval_env=next_digit_env(), resume=resume).run()
 
 
 if __name__ == "__main__":
