@@ -193,6 +193,31 @@ def test_a_rank_that_dies_ends_the_others_with_a_clear_message(tmp_path, toy_mod
 
 
 @pytest.mark.slow
+def test_a_rank_that_hangs_times_out_the_collective(tmp_path):
+    """Rank 1 is alive but never enters the all_reduce: rank 0 fails after its 3 s timeout."""
+    worker = str(HERE / "dist_hang_worker.py")
+    common = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, worker, "3"],
+            env=clean_env(RANK=str(rank), LOCAL_RANK=str(rank), **common),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        _, err0 = procs[0].communicate(timeout=100)  # well before rank 1 wakes (120 s)
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert procs[0].returncode == 2, err0[-2000:]
+    assert "rank 0 of 2: all_reduce(sum) failed" in err0
+    assert "within 3 s" in err0
+
+
+@pytest.mark.slow
 def test_torchrun_ends_the_run_when_a_rank_dies(tmp_path, toy_model):
     worker = str(HERE / "dist_train_worker.py")
     result = run([worker, str(toy_model), str(tmp_path / "run"), "4", "1", "5"], ranks=2)
