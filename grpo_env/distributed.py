@@ -94,8 +94,9 @@ def init_from_env(timeout_s: float = 600.0) -> DistInfo:
 
 
 def shutdown() -> None:
+    """Leave the process group this module joined (one that vLLM made is left alone)."""
     global _current
-    if dist.is_initialized():
+    if _current.enabled and dist.is_initialized():
         dist.destroy_process_group()
     _current = DistInfo()
 
