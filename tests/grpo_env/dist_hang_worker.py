@@ -1,6 +1,7 @@
 """One rank of the hang test (tests/grpo_env/test_distributed.py): rank 1 joins the group,
 then never enters the collective; rank 0 must fail after the timeout, not wait forever."""
 
+import os
 import sys
 import time
 
@@ -13,5 +14,5 @@ if info.rank == 1:
 try:
     distributed.all_reduce([1.0])
 except distributed.PeerFailure as err:
-    print(f"PeerFailure: {err}", file=sys.stderr)
-    sys.exit(2)
+    print(f"PeerFailure: {err}", file=sys.stderr, flush=True)
+    os._exit(2)  # not through gloo's teardown, which may abort with an operation pending
