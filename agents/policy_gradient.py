@@ -144,6 +144,13 @@ class PolicyGradientAgent(OptimizingAgent):
     needs_groups: ClassVar[bool] = True
     # Set by grpo_env.parallel on N ranks: the DDP wrapper or the FSDP2 root to train through.
     train_module: torch.nn.Module | None = None
+    # Advantages normalised over the whole batch (whitening): a rank's share would give other
+    # numbers than one process, so N ranks refuse the agent (DESIGN rule 11).
+    batch_wide_advantages: ClassVar[bool] = False
+
+    @property
+    def advantages_need_whole_batch(self) -> bool:
+        return self.batch_wide_advantages or getattr(self.config, "scale_rewards", "") == "batch"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -212,6 +212,12 @@ class Trainer:
             )
         if self.agent.refill_rounds:
             raise ValueError("dynamic sampling (refills) is not supported on several ranks yet")
+        if getattr(self.agent, "advantages_need_whole_batch", False):
+            raise ValueError(
+                f"{type(self.agent).__name__} normalises advantages over the whole batch "
+                "(whitening or scale_rewards='batch'), which several ranks do not share yet: "
+                "run it in one process, or use group-level scaling"
+            )
         if self._strategy() == "fsdp2" and self.config.prompts_per_step % world:
             # Sharded sampling runs in lock-step: every rank the same number of groups.
             raise ValueError(

@@ -223,3 +223,26 @@ def test_torchrun_ends_the_run_when_a_rank_dies(tmp_path, toy_model):
     result = run([worker, str(toy_model), str(tmp_path / "run"), "4", "1", "5"], ranks=2)
     assert result.returncode != 0
     assert "exitcode  : 3" in result.stderr
+
+
+def test_agents_whose_advantages_need_the_whole_batch_say_so(toy_model):
+    """The trainer refuses these on several ranks: a rank's share would whiten differently."""
+    from grpo_env.agents.grpo import GRPOAgent, GRPOConfig
+    from grpo_env.agents.ppo import PPOAgent
+    from grpo_env.agents.reinforce_pp import ReinforcePPAgent, ReinforcePPBaselineAgent
+    from grpo_env.agents.rloo import RLOOAgent
+    from grpo_env.config import ModelConfig
+    from grpo_env.generation import HFGenerator, SamplingParams
+    from grpo_env.models import load_policy
+
+    assert PPOAgent.batch_wide_advantages and ReinforcePPAgent.batch_wide_advantages
+    assert ReinforcePPBaselineAgent.batch_wide_advantages
+    assert not RLOOAgent.batch_wide_advantages and not GRPOAgent.batch_wide_advantages
+    policy = load_policy(ModelConfig(name=str(toy_model)))
+    sampling = SamplingParams(max_new_tokens=2)
+
+    def grpo(scale: str) -> GRPOAgent:
+        return GRPOAgent(policy, HFGenerator(policy), sampling, GRPOConfig(scale_rewards=scale))
+
+    assert grpo("batch").advantages_need_whole_batch
+    assert not grpo("group").advantages_need_whole_batch
