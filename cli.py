@@ -306,6 +306,8 @@ def train_command(
         note = checkpoint_note(Path(train_config.out))
         err_console.print(f"[yellow]stopped; {escape(note)}[/yellow]")
         sys.exit(130)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone reports
+        return
     table = Table(title=f"trained {summary.steps_done} steps", title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")

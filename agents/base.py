@@ -112,6 +112,12 @@ class OptimizingAgent(Agent):
             params, self.config, self.optimizer_steps_total
         )
 
+    def rebuild_optimizer(self) -> None:
+        """A fresh optimiser over the policy's current parameters (after FSDP2 sharded them)."""
+        self.optimizer, self.scheduler = adamw_with_schedule(
+            self.policy.trainable_parameters(), self.config, self.optimizer_steps_total
+        )
+
     @property
     def optimizer_steps_total(self) -> int:
         """Optimiser steps over the whole run (the schedule's horizon)."""
@@ -168,6 +174,8 @@ def clip_and_step(
     """Clip the gradient norm (0: no clipping), step, advance the schedule, drop the
     gradients; returns the norm before clipping."""
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm or math.inf)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor holding the global norm
+        grad_norm = grad_norm.full_tensor()
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)

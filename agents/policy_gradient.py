@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
+from grpo_env import distributed, parallel
 from grpo_env.agents.advantages import Advantages, group_advantages
 from grpo_env.agents.base import AgentConfig, OptimizingAgent
 from grpo_env.agents.losses import (
@@ -141,6 +142,15 @@ class PolicyGradientAgent(OptimizingAgent):
     kl_in: ClassVar[Literal["loss", "reward"]] = "loss"
     kl_estimator: ClassVar[KLEstimator] = "k3"
     needs_groups: ClassVar[bool] = True
+    # Set by grpo_env.parallel on N ranks: the DDP wrapper or the FSDP2 root to train through.
+    train_module: torch.nn.Module | None = None
+    # Advantages normalised over the whole batch (whitening): a rank's share would give other
+    # numbers than one process, so N ranks refuse the agent (DESIGN rule 11).
+    batch_wide_advantages: ClassVar[bool] = False
+
+    @property
+    def advantages_need_whole_batch(self) -> bool:
+        return self.batch_wide_advantages or getattr(self.config, "scale_rewards", "") == "batch"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -298,6 +308,14 @@ class PolicyGradientAgent(OptimizingAgent):
         temperature = self.sampling.temperature
         lengths = [len(s.episode.completion_ids) for s in rollout.samples]
         norm = LossNormalizer.for_batch(cfg.loss_agg, lengths, self.sampling.max_new_tokens)
+        # N ranks (DESIGN rule 11): global counts, losses scaled against the gradient average,
+        # the same number of passes on every rank.
+        norm = distributed.global_normalizer(norm)
+        scale = distributed.gradient_scale()
+        module = self.train_module if self.train_module is not None else policy.model
+        wrapped = self.train_module is not None
+        pad_id = policy.pad_token_id
+        passes = parallel.step_pass_count(len(rollout.batches)) if wrapped else len(rollout.batches)
         chunks = [rollout.samples[rollout.rows(k)] for k in range(len(rollout.batches))]
         old: list[torch.Tensor] = []
         ref: list[torch.Tensor | None] = []
@@ -313,22 +331,34 @@ class PolicyGradientAgent(OptimizingAgent):
                         # The reference pass first: its transient memory is freed before the
                         # policy's graph is built, which lowers the step's peak.
                         ref.append(self._reference_logp(rollout, k, batch))
-                    with policy.autocast():
+                    last = k == passes - 1
+                    with parallel.gradient_sync(module, last), policy.autocast():
+                        # One forward per backward on N ranks (flat layout): DDP and FSDP2
+                        # hooks expect that.
                         logp, entropy = token_logprobs(
-                            policy.model, batch, temperature, with_entropy=first
+                            module,
+                            batch,
+                            temperature,
+                            with_entropy=first,
+                            share_prompts=False if wrapped else None,
                         )
-                    if first:
-                        # pi_old is the sampling policy: this very forward pass, detached.
-                        old.append(logp.detach())
-                    per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
-                    loss = aggregate(per_token, batch.completion_mask, norm)
-                    loss.backward()
+                        if first:
+                            # pi_old is the sampling policy: this very forward pass, detached.
+                            old.append(logp.detach())
+                        per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
+                        loss = aggregate(per_token, batch.completion_mask, norm)
+                        (loss * scale if scale != 1.0 else loss).backward()
                     kl = k3_kl(logp.detach(), ref[k]) if ref[k] is not None else None
                     self._accumulate(stats, batch, chunk, loss, terms, kl, entropy, logp)
+                for k in range(len(rollout.batches), passes):
+                    if iteration == 0 and self.reference is not None:
+                        # A sharded reference all-gathers too: the same collectives, in order.
+                        self.reference.logprobs(parallel.pad_batch(pad_id, policy.device), 1.0)
+                    parallel.pad_pass(module, pad_id, policy.device, k == passes - 1)
                 stats.grad_norms.append(self.optimizer_step())
         finally:
             policy.model.eval()
-        return stats
+        return reduce_stats(stats) if wrapped else stats
 
     def _reference_logp(self, rollout: Rollout, k: int, batch: TokenBatch) -> torch.Tensor | None:
         if rollout.ref_logp is not None:
@@ -380,6 +410,13 @@ class PolicyGradientAgent(OptimizingAgent):
 
 
 # ----- helpers shared by the agents -----------------------------------------------------------
+
+
+def reduce_stats(stats: UpdateStats) -> UpdateStats:
+    """The step's sums over every rank (the gradient norms are global already)."""
+    names = [f for f in UpdateStats.__dataclass_fields__ if f != "grad_norms"]
+    totals = distributed.all_reduce([getattr(stats, f) for f in names])
+    return UpdateStats(**dict(zip(names, totals, strict=True)), grad_norms=stats.grad_norms)
 
 
 def check_groups(groups: Sequence[Group]) -> None:

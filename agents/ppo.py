@@ -73,6 +73,7 @@ class PPOAgent(PolicyGradientAgent):
     config: PPOConfig
     kl_in = "reward"
     needs_groups = False  # every token is an action; groups are just how samples arrive
+    batch_wide_advantages = True  # whitening (whiten_advantages)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

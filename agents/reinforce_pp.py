@@ -52,6 +52,7 @@ class ReinforcePPAgent(PolicyGradientAgent):
     config: ReinforcePPConfig
     kl_in = "reward"
     needs_groups = False  # the paper samples one completion per prompt; more work the same
+    batch_wide_advantages = True
 
     def sample_advantages(self, rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
         kl = None
@@ -83,6 +84,7 @@ class ReinforcePPBaselineAgent(PolicyGradientAgent):
     Config = ReinforcePPBaselineConfig
     config: ReinforcePPBaselineConfig
     kl_in = "loss"
+    batch_wide_advantages = True
     kl_estimator = "k2"
 
     def sample_advantages(self, rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:

@@ -101,6 +101,11 @@ class GenerationConfig(StrictModel):
         "or generate (transformers generate, every row to the longest)",
     )
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    vllm_max_prompt_tokens: int = Field(
+        1024, ge=1, description="vLLM's max_model_len is this + max_new_tokens (KV cache size)"
+    )
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine")
+    vllm_sleep: bool = Field(True, description="free vLLM's memory during the update")
 
 
 class LogConfig(StrictModel):
@@ -134,6 +139,22 @@ class GuardConfig(StrictModel):
     patience: int = Field(3, ge=1, description="steps in a row over it before the run stops")
 
 
+class DistributedConfig(StrictModel):
+    """Several ranks (``torchrun``; see grpo_env.distributed). Ignored in a single process."""
+
+    strategy: Literal["auto", "ddp", "fsdp2"] = Field(
+        "auto", description="auto: ddp (replicated); fsdp2 shards full fine-tuning"
+    )
+    timeout_s: float = Field(
+        600.0, gt=0, description="how long a collective waits for the other ranks"
+    )
+    seed_per_group: bool = Field(
+        False,
+        description="sample each group from its own (seed, step, group) seed; always on with "
+        "several ranks, so a 1-rank run with it on draws what N ranks draw",
+    )
+
+
 class AgentSection(BaseModel):
     """``[agent]``: ``name`` plus that agent's own knobs (checked by ``resolve_agent_config``)."""
 
@@ -162,6 +183,7 @@ class TrainConfig(StrictModel):
     log: LogConfig = Field(default_factory=LogConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("env")
     @classmethod

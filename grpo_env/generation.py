@@ -171,13 +171,17 @@ class HFGenerator:
         self.policy = policy
         self.batch_size = batch_size
         self.decode = decode
+        # FSDP2 (grpo_env.parallel): every rank decodes until all are done, in lock-step.
+        self.synced_gpus = False
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
         if any(not p for p in prompts):
             raise ValueError("cannot generate from an empty prompt")
-        if self.decode == "loop":
+        # The loop's rows leave when they finish: sharded ranks would fall out of step, so
+        # FSDP2 samples through transformers' generate with synced_gpus.
+        if self.decode == "loop" and not self.synced_gpus:
             return self._generate_loop(prompts, n, params)
         rows = [list(p) for p in prompts for _ in range(n)]  # G copies of each prompt, adjacent
         size = self.batch_size or len(rows)
@@ -205,13 +209,15 @@ class HFGenerator:
         was_training = model.training
         model.eval()
         try:
-            # no_grad: autocast caches its weight casts only outside inference_mode.
+            # no_grad, not inference_mode: autocast caches its weight casts only outside it,
+            # and FSDP2 all-gathers into buffers it reuses (inference tensors would break that).
             with torch.no_grad(), policy.autocast(), _model_defaults_hidden(model):
                 output = model.generate(
                     input_ids=input_ids.to(policy.device),
                     attention_mask=attention.to(policy.device),
                     generation_config=config,
                     logits_processor=LogitsProcessorList([recorder]),
+                    synced_gpus=self.synced_gpus,
                 )
         finally:
             model.train(was_training)

@@ -23,6 +23,8 @@ class Reference:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.frozen: nn.Module | None = None
+        # False when sharded (FSDP2): one forward per batch, the same count on every rank.
+        self.share_prompts: bool | None = None
         if not policy.lora:
             self.frozen = copy.deepcopy(policy.model)
             self.frozen.requires_grad_(False)
@@ -32,9 +34,13 @@ class Reference:
     def logprobs(self, batch: TokenBatch, temperature: float) -> torch.Tensor:
         with self.policy.autocast():
             if self.frozen is not None:
-                return token_logprobs(self.frozen, batch, temperature)[0]
+                return token_logprobs(
+                    self.frozen, batch, temperature, share_prompts=self.share_prompts
+                )[0]
             with self.policy.adapters_disabled():
-                return token_logprobs(self.policy.model, batch, temperature)[0]
+                return token_logprobs(
+                    self.policy.model, batch, temperature, share_prompts=self.share_prompts
+                )[0]
 
 
 def make_reference(policy: Policy, kl_weight: float) -> Reference | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from grpo_env.env import VerifiableEnv
 from grpo_env.generation import Completion
@@ -70,11 +71,21 @@ def unwrap_env(env: Any) -> VerifiableEnv:
 
 
 def rollout_groups(
-    env: VerifiableEnv, actor: Actor, tasks: Sequence[Task], group_size: int, *, tag: str
+    env: VerifiableEnv,
+    actor: Actor,
+    tasks: Sequence[Task],
+    group_size: int,
+    *,
+    tag: str,
+    first_index: int = 0,
+    seeds: Sequence[int] | None = None,
 ) -> list[Group]:
     """Sample ``group_size`` completions for each task and score them; one Group per task.
 
-    ``tag`` makes group ids unique across the run (the step, the refill round).
+    ``tag`` makes group ids unique across the run (the step, the refill round); ``first_index``
+    is the first task's place in the step (a rank's share starts there). ``seeds``: one
+    sampling seed per task, each group sampled alone from its own seed (so its completions do
+    not depend on the other groups or on which rank samples it); None: one batched call.
     """
     if group_size < 2:
         raise ValueError(f"group_size must be >= 2 (a group-relative baseline), got {group_size}")
@@ -87,7 +98,13 @@ def rollout_groups(
     for task in tasks:
         observation, _ = env.reset(options={"task": task})
         observations.append(observation)
-    completions = actor.act(observations, group_size)
+    if seeds is None:
+        completions = actor.act(observations, group_size)
+    else:
+        completions = []
+        for observation, seed in zip(observations, seeds, strict=True):
+            torch.manual_seed(seed)
+            completions.extend(actor.act([observation], group_size))
     groups = []
     for index, (task, observation, samples) in enumerate(
         zip(tasks, observations, completions, strict=True)
@@ -95,7 +112,7 @@ def rollout_groups(
         if len(samples) != group_size:
             raise RuntimeError(f"the actor returned {len(samples)} completions, not {group_size}")
         results = env.score_many(task, [c.text for c in samples])
-        group_id = f"{tag}/{index}/{task.id}"
+        group_id = f"{tag}/{first_index + index}/{task.id}"
         episodes = [
             Episode(
                 task_id=task.id,

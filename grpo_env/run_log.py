@@ -111,3 +111,25 @@ def _row_step(row: Any) -> int:
         return int(row.get("step", 0))
     except (AttributeError, ValueError, TypeError):
         return 10**12  # not a step's row: dropped with the redone steps
+
+
+class NullRunLog(RunLog):
+    """What ranks other than 0 log: nothing (rank 0 writes the run's files)."""
+
+    def __init__(self) -> None:
+        self._writer = None
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def evaluation(self, step: int, values: dict[str, Any]) -> None:
+        pass
+
+    def samples(self, step: int, groups: Sequence[Group]) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

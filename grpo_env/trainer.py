@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import grpo_env
+from grpo_env import distributed, parallel
 from grpo_env.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -53,7 +54,7 @@ from grpo_env.no_signal import NoSignalWatch
 from grpo_env.preflight import check_train_config, checkpoint_note
 from grpo_env.registry import agents as agent_registry
 from grpo_env.rollout import TaskSampler, rollout_groups, unwrap_env
-from grpo_env.run_log import METRICS, RunLog, peak_memory_mb
+from grpo_env.run_log import METRICS, NullRunLog, RunLog, peak_memory_mb
 from grpo_env.types import Group, Status
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,14 @@ class Trainer:
     ):
         self.config = config
         self.run_dir = Path(config.out)
-        self.console = console or Console(stderr=True)
+        # torchrun: join the ranks first; only rank 0 prints, logs, evaluates and saves.
+        self.dist = distributed.init_from_env(config.distributed.timeout_s)
+        if console is None or not self.dist.is_main:
+            console = Console(stderr=True, quiet=not self.dist.is_main)
+        self.console = console
         self._check_run_dir(resume)
         check_train_config(config, resume=resume)  # paths, agent: before any model loads
+        distributed.barrier("the run directory check")  # before rank 0 creates anything
         self._checkpoint = latest_checkpoint(self.run_dir) if resume else None
         seed_everything(config.seed)
         self.env_kwargs = config.env_kwargs
@@ -170,19 +176,31 @@ class Trainer:
             hf_decode=gen.hf_decode,
             gpu_memory_utilization=gen.vllm_gpu_memory_utilization,
             seed=config.seed,
+            max_prompt_tokens=gen.vllm_max_prompt_tokens,
+            max_new_tokens=gen.max_new_tokens,
+            tensor_parallel_size=gen.vllm_tensor_parallel_size,
+            sleep=gen.vllm_sleep,
+            world_size=self.dist.world_size,
+            rank=self.dist.rank,
         )
         self.agent = build_agent(config, self.policy, self.generator)
         shuffle = config.shuffle_tasks
         self.sampler = TaskSampler(self.env.tasks, config.seed, stream=0, shuffle=shuffle)
         self.refill_sampler = TaskSampler(self.env.tasks, config.seed, stream=1, shuffle=shuffle)
         self.eval_env, self.eval_tasks = self._eval_setup(eval_env)
-        self.log = RunLog(self.run_dir, tensorboard=config.log.tensorboard)
+        main = self.dist.is_main
+        tensorboard = config.log.tensorboard
+        self.log = RunLog(self.run_dir, tensorboard=tensorboard) if main else NullRunLog()
         self.step = 0
         self._stop_requested = False
         self._boundary: dict[str, Any] = {}
         self._last_saved = -1
         self._progress_bar: Progress | None = None
         self._gap_warned = False
+        if self.dist.enabled:  # before a restore: FSDP2 loads into the sharded model
+            self._check_distributed()
+            parallel.prepare_agent(self.agent, self._strategy())
+        self._fsdp2 = parallel.uses_fsdp2(self.agent)
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
@@ -190,9 +208,11 @@ class Trainer:
                 f"[yellow]no checkpoint in {self.run_dir} yet: the run starts from step 0[/yellow]"
             )
             self.log.truncate_after(0)
-        write_text_atomic(
-            self.run_dir / "config.json", json.dumps(config_to_toml_dict(config), indent=2) + "\n"
-        )
+        if main:
+            write_text_atomic(
+                self.run_dir / "config.json",
+                json.dumps(config_to_toml_dict(config), indent=2) + "\n",
+            )
 
     # ----- setup --------------------------------------------------------------------------
 
@@ -205,9 +225,37 @@ class Trainer:
                 "another --out"
             )
 
+    def _check_distributed(self) -> None:
+        world = self.dist.world_size
+        if self.config.prompts_per_step < world:
+            raise ValueError(
+                f"prompts_per_step={self.config.prompts_per_step} < {world} ranks: every rank "
+                "needs at least one group per step"
+            )
+        if self.agent.refill_rounds:
+            raise ValueError("dynamic sampling (refills) is not supported on several ranks yet")
+        if getattr(self.agent, "advantages_need_whole_batch", False):
+            raise ValueError(
+                f"{type(self.agent).__name__} normalises advantages over the whole batch "
+                "(whitening or scale_rewards='batch'), which several ranks do not share yet: "
+                "run it in one process, or use group-level scaling"
+            )
+        if self._strategy() == "fsdp2" and self.config.prompts_per_step % world:
+            # Sharded sampling runs in lock-step: every rank the same number of groups.
+            raise ValueError(
+                f"fsdp2: prompts_per_step={self.config.prompts_per_step} must be a multiple of "
+                f"the {world} ranks"
+            )
+
+    def _strategy(self) -> distributed.Strategy:
+        strategy = self.config.distributed.strategy
+        return "ddp" if strategy == "auto" else strategy
+
     def _eval_setup(self, eval_env: Any) -> tuple[VerifiableEnv | None, list]:
         cfg = self.config.eval
-        if cfg.tasks == 0:
+        # Rank 0 evaluates alone, except under FSDP2, where every rank's shards take part.
+        sharded = self.dist.enabled and self._strategy() == "fsdp2"
+        if cfg.tasks == 0 or not (self.dist.is_main or sharded):
             return None, []
         if eval_env is None:
             kwargs = eval_env_kwargs(self.env_kwargs, cfg.env_kwargs)
@@ -221,7 +269,10 @@ class Trainer:
 
     def _restore(self, checkpoint: Path) -> None:
         state = read_trainer_state(checkpoint)
-        self.agent.load(checkpoint)
+        if self._fsdp2:
+            parallel.load_full_state(self.agent, checkpoint)
+        else:
+            self.agent.load(checkpoint)
         self.sampler.drawn = int(state["sampler_drawn"])
         self.refill_sampler.drawn = int(state["refill_drawn"])
         self.step = self._last_saved = int(state["step"])
@@ -246,7 +297,8 @@ class Trainer:
                     eval_before = self._evaluate(0)
                 while self.step < cfg.steps and not self._stop_requested:
                     self._mark_boundary()
-                    last = self.train_step(self.step + 1)
+                    with distributed.collective(f"step {self.step + 1}", broad=False):
+                        last = self.train_step(self.step + 1)
                     self.step += 1
                     progress.update(
                         task,
@@ -270,6 +322,7 @@ class Trainer:
         finally:
             self.log.close()
             self.generator.close()
+            distributed.shutdown()
         summary = TrainSummary(
             run_dir=str(self.run_dir),
             steps_done=self.step,
@@ -290,14 +343,20 @@ class Trainer:
         """One step: collect a batch of groups, update, log. Returns the step's metrics."""
         started = time.perf_counter()
         groups, rollout_metrics, batch = self.collect(step)
+        release = getattr(self.generator, "release_memory", None)
+        if release is not None:  # vLLM's sleep mode: its memory is the update's meanwhile
+            release()
         update_metrics = self.agent.update(batch) if batch else {"skipped_update": 1.0}
-        metrics = {
-            **reward_metrics(groups),
+        local = {
             **rollout_metrics,
             **update_metrics,
             "step_seconds": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.policy.device),
         }
+        if self.dist.enabled:  # every rank's groups, in step order: the 1-process metrics
+            groups = [g for part in distributed.gather_objects(groups) for g in part]
+            local = distributed.reduce_metrics(local, sums=SUMMED_METRICS)
+        metrics = {**reward_metrics(groups), **local}
         self._check_sampler_gap(step, metrics.get("sampler_logprob_gap"))
         # The precision rides on every line: a reader of one line knows how it was computed.
         self.log.metrics(step, {**metrics, "precision": self.policy.precision.name})
@@ -328,8 +387,20 @@ class Trainer:
         (after dynamic sampling's drops and refills)."""
         cfg = self.config
         started = time.perf_counter()
-        tasks = self.sampler.draw(cfg.prompts_per_step)
-        groups = rollout_groups(self.env, self.agent, tasks, cfg.group_size, tag=f"step{step}")
+        tasks = self.sampler.draw(cfg.prompts_per_step)  # every rank draws the whole step
+        mine = distributed.shard(len(tasks), self.dist.rank, self.dist.world_size)
+        seeds = None
+        if cfg.distributed.seed_per_group or self.dist.enabled:
+            seeds = [distributed.group_seed(cfg.seed, step, i) for i in mine]
+        groups = rollout_groups(
+            self.env,
+            self.agent,
+            tasks[mine.start : mine.stop],
+            cfg.group_size,
+            tag=f"step{step}",
+            first_index=mine.start,
+            seeds=seeds,
+        )
         batch = [g for g in groups if self.agent.keep_group(g)]
         dropped = len(groups) - len(batch)
         rounds = 0
@@ -408,14 +479,26 @@ class Trainer:
         }
 
     def _save(self) -> None:
+        # FSDP2: every rank gathers the full state (a collective); rank 0 writes it.
+        full = parallel.gather_full_state(self.agent) if self._fsdp2 else None
+        if not self.dist.is_main:  # the weights are replicated (ddp): rank 0 writes them once
+            self._last_saved = self.step
+            distributed.barrier(f"checkpoint {self.step}")
+            return
         boundary = self._boundary
         current = capture_rng_state()
         restore_rng_state(boundary["rng"])  # save_checkpoint records the live RNG state
         try:
+            save_agent = self.agent.save
+            if full is not None:
+
+                def save_agent(directory: Path) -> None:
+                    parallel.write_full_state(self.agent, full, directory)
+
             save_checkpoint(
                 self.run_dir,
                 self.step,
-                self.agent.save,
+                save_agent,
                 {
                     "sampler_drawn": boundary["sampler_drawn"],
                     "refill_drawn": boundary["refill_drawn"],
@@ -426,6 +509,7 @@ class Trainer:
         finally:
             restore_rng_state(current)
         self._last_saved = self.step
+        distributed.barrier(f"checkpoint {self.step}")
 
     # ----- Ctrl-C and progress ------------------------------------------------------------
 
@@ -460,8 +544,13 @@ class Trainer:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
-            disable=not self.config.log.progress,
+            disable=not self.config.log.progress or not self.dist.is_main,
         )
+
+
+# Rollout and update metrics that are counts: added over the ranks (the rest are averaged).
+SUMMED_METRICS = ("gen_tokens", "gen_tokens_per_s", "groups_dropped", "samples_trained")
+SUMMED_METRICS += ("masked_infra_error", "masked_truncated")
 
 
 def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:

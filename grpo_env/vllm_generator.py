@@ -1,22 +1,23 @@
 """The ``vllm`` generation backend (optional extra ``grpo-env[vllm]``, CUDA only).
 
-A vLLM engine runs in this process beside the trained model ("colocated"), with the policy's
-weights. After every update ``sync_weights`` pushes the current weights into the engine
-(under LoRA: each adapted weight is sent as base + LoRA delta, so the engine always serves
-plain weights) and clears its prefix cache, which would otherwise serve
-stale keys and values.
+A vLLM engine runs beside the trained model ("colocated"), with the policy's weights. After
+every update ``sync_weights`` pushes the current weights into the engine (under LoRA: each
+adapted weight is sent as base + LoRA delta, so the engine always serves plain weights) and
+clears its prefix cache, which would otherwise serve stale keys and values. With sleep mode the
+engine frees its memory during the update (``release_memory``) and wakes in ``sync_weights``.
 
-Logprobs are requested as ``processed_logprobs`` (after temperature); the trainer recomputes
-its own old/ref logprobs anyway and logs the gap (``sampler_logprob_gap``).
+How the engine is built (executor, launcher variables, max_model_len, which logprobs) is
+decided by ``grpo_env.vllm_options.plan_engine``; read it there. Weights travel through
+``LLM.collective_rpc`` (public since vLLM 0.7.3), called with a function of the worker; the
+worker's model is reached as ``worker.model_runner.model``, checked, with a clear error naming
+the installed version when a vLLM release moves it.
 
-Untested on this project's machines (no GPU): written against vLLM's documented offline API
-(``vllm.LLM``, ``SamplingParams``, token-id prompts) and the in-process worker layout that
-``distributed_executor_backend="external_launcher"`` gives.
+Untested on this project's machines (no GPU): written from a reading of vLLM's offline API.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,6 +26,9 @@ import torch
 from grpo_env.generation import Completion, SamplingParams
 from grpo_env.masking import trim_completion
 from grpo_env.models import Policy
+from grpo_env.vllm_options import logprob_caveat, parse_version, plan_engine, scoped_env
+
+log = logging.getLogger(__name__)
 
 
 class VLLMUnavailable(RuntimeError):
@@ -46,8 +50,19 @@ def _import_vllm() -> Any:
     return vllm
 
 
+def _load_into_worker(worker: Any, weights: list[tuple[str, torch.Tensor]]) -> None:
+    """Runs inside vLLM's worker (``collective_rpc``): load (name, tensor) pairs."""
+    runner = getattr(worker, "model_runner", None)
+    model = getattr(runner, "model", None)
+    if model is None or not hasattr(model, "load_weights"):
+        raise RuntimeError(
+            f"this vLLM's worker ({type(worker).__name__}) has no model_runner.model.load_weights"
+        )
+    model.load_weights(weights)
+
+
 class VLLMGenerator:
-    """Sampling with an in-process vLLM engine that mirrors the policy's weights."""
+    """Sampling with a vLLM engine that mirrors the policy's weights."""
 
     def __init__(
         self,
@@ -55,40 +70,54 @@ class VLLMGenerator:
         *,
         gpu_memory_utilization: float = 0.3,
         seed: int = 0,
-        max_model_len: int | None = None,
+        max_prompt_tokens: int = 1024,
+        max_new_tokens: int = 256,
+        tensor_parallel_size: int = 1,
+        sleep: bool = True,
+        world_size: int = 1,
+        rank: int = 0,
     ):
         vllm = _import_vllm()
+        self.version = parse_version(getattr(vllm, "__version__", "0"))
+        plan = plan_engine(
+            model=policy.source,
+            version=self.version,
+            world_size=world_size,
+            rank=rank,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_prompt_tokens=max_prompt_tokens,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            sleep=sleep,
+        )
         self.policy = policy
         self._vllm = vllm
-        # external_launcher keeps the engine's worker in this process (no RPC), which is what
-        # lets sync_weights reach the model; it needs the torch.distributed variables.
-        for key, value in (
-            ("RANK", "0"),
-            ("LOCAL_RANK", "0"),
-            ("WORLD_SIZE", "1"),
-            ("MASTER_ADDR", "127.0.0.1"),
-            ("MASTER_PORT", str(29500 + os.getpid() % 1000)),
-        ):
-            os.environ.setdefault(key, value)
-        options: dict[str, Any] = {
-            "model": policy.source,
-            "tokenizer": policy.source,
-            "dtype": "bfloat16",
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "seed": seed,
-            "distributed_executor_backend": "external_launcher",
-            "logprobs_mode": "processed_logprobs",
-            "enable_prefix_caching": True,
-        }
-        if max_model_len is not None:
-            options["max_model_len"] = max_model_len
-        self.llm = vllm.LLM(**options)
+        self._plan = plan
+        self._asleep = False
+        with scoped_env(plan.env_set, plan.env_hidden):
+            self.llm = vllm.LLM(**plan.options)
+        if not hasattr(self.llm, "collective_rpc"):
+            raise VLLMUnavailable(
+                f"vLLM {vllm.__version__} has no LLM.collective_rpc to push weights: "
+                "pip install -U 'grpo-env[vllm]'"
+            )
+        self._warned: set[str] = set()
         self.sync_weights()  # a resumed or LoRA policy differs from the files on disk
 
     def generate(
         self, prompts: Sequence[Sequence[int]], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
+        caveat = None if params.greedy else logprob_caveat(params.top_k, params.top_p)
+        if caveat and caveat not in self._warned:
+            self._warned.add(caveat)
+            log.warning(caveat)
+        if self._asleep:  # released for an update that did not happen (an empty batch)
+            self.llm.wake_up()
+            self._asleep = False
         sampling = {
+            # Drawn from torch's RNG: the trainer's per-group seeds reach vLLM's sampler too.
+            "seed": int(torch.randint(0, 2**31 - 1, ()).item()),
             "n": n,
             "max_tokens": params.max_new_tokens,
             "temperature": 0.0 if params.greedy else params.temperature,
@@ -124,12 +153,23 @@ class VLLMGenerator:
             results.append(group)
         return results
 
+    def release_memory(self) -> None:
+        """Free the engine's GPU memory for the update (sleep mode; a no-op without it)."""
+        if self._plan.sleep and not self._asleep:
+            self.llm.sleep(level=1)
+            self._asleep = True
+
     def sync_weights(self) -> None:
-        """Push the policy's current weights into the engine, then drop its prefix cache."""
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        """Wake the engine if asleep, push the policy's current weights into it, then drop its
+        prefix cache. In process the tensors go by reference; to ``mp`` workers (tp > 1) they
+        are copied to the CPU first (pickled)."""
+        if self._asleep:
+            self.llm.wake_up()
+            self._asleep = False
         with torch.no_grad():
             for name, tensor in self._named_weights():
-                engine_model.load_weights([(name, tensor)])
+                sent = tensor if self._plan.in_process else tensor.detach().cpu()
+                self.llm.collective_rpc(_load_into_worker, args=([(name, sent)],))
         self.llm.reset_prefix_cache()
 
     def _named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
