@@ -78,6 +78,10 @@ def prepare_agent(agent: Any, strategy: distributed.Strategy) -> None:
     sharded ones, so the optimiser is rebuilt over them.
     """
     policy = agent.policy
+    if getattr(agent.generator, "decode", None) == "loop":
+        # The hf sampling loop's draws on N ranks have not been shown to equal one rank's (the
+        # 1-vs-2-rank test differs with it); transformers' generate path's do.
+        agent.generator.decode = "generate"
     if strategy == "ddp":
         agent.train_module = ddp_wrap(policy.model)
         return

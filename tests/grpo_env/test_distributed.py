@@ -130,7 +130,9 @@ def test_two_ranks_train_like_one_and_resume_the_same(tmp_path, toy_model, strat
         for key in ("reward_mean", "reward_std", "gen_tokens", "train_tokens", "frac_truncated"):
             assert m1[key] == m2[key], key
         assert m2["samples_trained"] == 16
-        assert m1["loss"] == pytest.approx(m2["loss"], rel=rel, abs=1e-7)
+        # The loss of a step's first pass is ~0 (ratio 1, advantages summing to 0): what is
+        # left is float noise of order the sampler/trainer logprob gap (~1e-6 in float32).
+        assert m1["loss"] == pytest.approx(m2["loss"], rel=rel, abs=1e-5)
     # Rank 0 alone writes: one metrics line per step, one checkpoint per save.
     assert sorted(p.name for p in (two / "checkpoints").glob("step-*")) == [
         "step-000002",
@@ -171,7 +173,8 @@ def test_a_rank_that_dies_ends_the_others_with_a_clear_message(tmp_path, toy_mod
     must stop with PeerFailure at its next collective, not wait forever."""
     worker = str(HERE / "dist_train_worker.py")
     common = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    args = [sys.executable, worker, str(toy_model), str(tmp_path / "run"), "4", "1", "5"]
+    # Rank 1's scoring calls: 1 verifier health check, then 2 groups a step: the 6th is step 3's.
+    args = [sys.executable, worker, str(toy_model), str(tmp_path / "run"), "4", "1", "6"]
     procs = [
         subprocess.Popen(
             args,
