@@ -43,6 +43,16 @@ envs_app = typer.Typer(
 )
 app.add_typer(envs_app, name="envs")
 
+# The precision option of train and compare.
+DtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
+        "and CPUs with AMX/AVX-512 BF16). Default: auto.",
+    ),
+]
+
 # Errors that come from what the user typed or gave us: one line, exit 2, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UnknownIdError,
@@ -232,14 +242,7 @@ def train_command(
     device: Annotated[
         str | None, typer.Option("--device", help="auto (default), cpu, cuda, cuda:N.")
     ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            "--dtype",
-            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
-            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
-        ),
-    ] = None,
+    dtype: DtypeOption = None,
     save_every: Annotated[
         int | None, typer.Option("--save-every", help="Checkpoint every K steps.")
     ] = None,
@@ -863,14 +866,7 @@ def compare_command(
         typer.Option("--eval-tasks", help="Held-out tasks evaluated before and after (50)."),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda.")] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            "--dtype",
-            help="float32, bfloat16 (autocast, float32 master weights) or auto (bfloat16 on CUDA "
-            "and CPUs with AMX/AVX-512 BF16). Default: auto.",
-        ),
-    ] = None,
+    dtype: DtypeOption = None,
     settings: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any run config key, e.g. --set agent.beta=0.02 (all agents)."),
