@@ -33,9 +33,12 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie is dead too (only its exit status is left).
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ")[-1][0] != "Z"
+    # A zombie is dead too (only its exit status is left); so is one reaped in between.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.parametrize("completion", [TOWER, PLAIN_TOWER, HUGE], ids=["tower", "plain", "100kB"])
