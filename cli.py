@@ -20,10 +20,10 @@ from rich.table import Table
 
 import grpo_env
 from grpo_env.checks import CheckOutcome, run_env_checks
-from grpo_env.guard import INFRA_EXIT_CODE, InfraFailure
-from grpo_env.preview import preview
+from grpo_env.console.preview import preview
 from grpo_env.registry import UnknownIdError, import_user_module
 from grpo_env.tasks import TaskFileError
+from grpo_env.training.guard import INFRA_EXIT_CODE, InfraFailure
 
 console = Console()
 err_console = Console(stderr=True)
@@ -176,14 +176,14 @@ def _print_outcomes(env_id: str, outcomes: list[CheckOutcome], as_json: bool) ->
     console.print(table)
 
 
-# ----- train (GRPO and the other agents; logic in grpo_env.trainer) -------------------------
+# ----- train (GRPO and the other agents; logic in grpo_env.training.trainer) ---------------
 
 
 def _config_overrides(
     options: tuple[tuple[str, Any], ...], settings: list[str] | None
 ) -> dict[str, Any]:
     """Config overrides from the options given (None: not given), then each --set KEY=VALUE."""
-    from grpo_env.config import parse_assignment
+    from grpo_env.training.config import parse_assignment
 
     overrides = {key: value for key, value in options if value is not None}
     overrides.update(parse_assignment(setting) for setting in settings or [])
@@ -266,9 +266,9 @@ def train_command(
     step; --resume continues exactly where it stopped. Every knob can be set in a TOML file
     (--config; unknown keys are rejected with the valid ones listed) or with --set KEY=VALUE.
     """
-    from grpo_env.config import build_train_config
-    from grpo_env.preflight import check_resumable, check_train_config, checkpoint_note
-    from grpo_env.trainer import TrainInterrupted, train
+    from grpo_env.training.config import build_train_config
+    from grpo_env.training.preflight import check_resumable, check_train_config, checkpoint_note
+    from grpo_env.training.trainer import TrainInterrupted, train
 
     overrides = _config_overrides(
         (
@@ -293,7 +293,7 @@ def train_command(
         ),
         settings,
     )
-    from grpo_env.third_party_log import third_party_output_to
+    from grpo_env.console.third_party_log import third_party_output_to
 
     if resume and out is not None:
         check_resumable(Path(out))  # before its config is looked for: say what is there
@@ -615,7 +615,7 @@ def _progress(message: str) -> None:
     err_console.print(f"[dim]{escape(message)}[/dim]")
 
 
-# ----- agents, eval, rescore, compare (issue 6; logic in grpo_env.eval_runner, .compare) ----
+# ----- agents, eval, rescore, compare (issue 6; logic in grpo_env.evaluation.runner, .compare) ----
 
 agents_app = typer.Typer(
     help="List the agents (GRPO, the baselines, plugins).", no_args_is_help=True
@@ -645,7 +645,7 @@ def agents_list(
 
 
 def _env_kwargs(settings: list[str] | None) -> dict[str, Any]:
-    from grpo_env.config import parse_assignment
+    from grpo_env.training.config import parse_assignment
 
     return dict(parse_assignment(s) for s in settings or [])
 
@@ -751,7 +751,7 @@ def eval_command(
     """
     from pathlib import Path
 
-    from grpo_env.eval_runner import EvalOptions, run_eval
+    from grpo_env.evaluation.runner import EvalOptions, run_eval
 
     options = EvalOptions(
         env=env,
@@ -772,9 +772,9 @@ def eval_command(
         resume=resume,
         overwrite=overwrite,
     )
-    from grpo_env.eval_runner import default_out
-    from grpo_env.preflight import check_out_file
-    from grpo_env.third_party_log import third_party_output_to
+    from grpo_env.console.third_party_log import third_party_output_to
+    from grpo_env.evaluation.runner import default_out
+    from grpo_env.training.preflight import check_out_file
 
     samples_file = options.out or default_out(options)
     check_out_file(samples_file)  # before the log file beside it is made
@@ -811,7 +811,7 @@ def rescore_command(
     regenerating them; prints the same report as `grpo-env eval`. The original file is kept."""
     from pathlib import Path
 
-    from grpo_env.eval_runner import RescoreOptions, run_rescore
+    from grpo_env.evaluation.runner import RescoreOptions, run_rescore
 
     options = RescoreOptions(
         file=Path(file),
@@ -894,9 +894,9 @@ def compare_command(
     """
     from pathlib import Path
 
-    from grpo_env.compare import build_compare_options, parse_agent_setting, parse_seeds
-    from grpo_env.compare_report import compare_and_report
-    from grpo_env.third_party_log import third_party_output_to
+    from grpo_env.console.third_party_log import third_party_output_to
+    from grpo_env.evaluation.compare import build_compare_options, parse_agent_setting, parse_seeds
+    from grpo_env.evaluation.compare_report import compare_and_report
 
     overrides = _config_overrides(
         (
@@ -935,7 +935,7 @@ def compare_command(
     if as_json:
         print(summary.model_dump_json(indent=2))
     else:
-        from grpo_env.compare_report import console_table
+        from grpo_env.evaluation.compare_report import console_table
 
         console.print(console_table(summary.agents, f"compare: {summary.out}"))
         console.print(
@@ -952,7 +952,7 @@ def main(argv: list[str] | None = None) -> Any:
     args = sys.argv[1:] if argv is None else argv
     try:
         if "--help" in args or "-h" in args:
-            from grpo_env.help_defaults import annotate_defaults
+            from grpo_env.console.help_defaults import annotate_defaults
 
             command = typer.main.get_command(app)
             annotate_defaults(command)

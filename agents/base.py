@@ -20,10 +20,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field
 
-from grpo_env.config import StrictModel
-from grpo_env.generation import Completion, Generator, SamplingParams
-from grpo_env.models import Policy
-from grpo_env.precision import check_master_weights
+from grpo_env.policy.generation import Completion, Generator, SamplingParams
+from grpo_env.policy.models import Policy
+from grpo_env.policy.precision import check_master_weights
+from grpo_env.strict_model import StrictModel
 from grpo_env.types import Group
 
 Messages = list[dict[str, str]]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grpo_env.logprobs import TokenBatch, completion_outputs
+from grpo_env.policy.logprobs import TokenBatch, completion_outputs
 
 WEIGHTS = "critic.safetensors"
 
@@ -83,7 +83,8 @@ class ValueModel(nn.Module):
         cache: Any = None,
     ) -> ValueOutput:
         """A causal LM's call, values in place of logits (``[B, L, 1]``), so the shared
-        forward of ``grpo_env.logprobs`` (prompts run once per group) serves the critic too."""
+        forward of ``grpo_env.policy.logprobs`` (prompts run once per group) serves the critic
+        too."""
         output = self.body(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -16,7 +16,7 @@ from typing import Any
 
 from grpo_env.agents.base import Agent
 from grpo_env.agents.policy_gradient import group_metrics
-from grpo_env.config import StrictModel
+from grpo_env.strict_model import StrictModel
 from grpo_env.types import Group
 
 POINTER = "policy.json"

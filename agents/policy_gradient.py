@@ -36,7 +36,6 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, model_validator
 
-from grpo_env import distributed, parallel
 from grpo_env.agents.advantages import Advantages, group_advantages
 from grpo_env.agents.base import AgentConfig, OptimizingAgent
 from grpo_env.agents.losses import (
@@ -48,8 +47,9 @@ from grpo_env.agents.losses import (
     k3_kl,
     policy_token_loss,
 )
-from grpo_env.logprobs import TokenBatch, pack_sequences, token_logprobs
-from grpo_env.reference import make_reference
+from grpo_env.policy.logprobs import TokenBatch, pack_sequences, token_logprobs
+from grpo_env.policy.reference import make_reference
+from grpo_env.training import distributed, parallel
 from grpo_env.types import Episode, Group, Status
 
 
@@ -142,7 +142,8 @@ class PolicyGradientAgent(OptimizingAgent):
     kl_in: ClassVar[Literal["loss", "reward"]] = "loss"
     kl_estimator: ClassVar[KLEstimator] = "k3"
     needs_groups: ClassVar[bool] = True
-    # Set by grpo_env.parallel on N ranks: the DDP wrapper or the FSDP2 root to train through.
+    # Set by grpo_env.training.parallel on N ranks: the DDP wrapper or the FSDP2 root to train
+    # through.
     train_module: torch.nn.Module | None = None
     # Advantages normalised over the whole batch (whitening): a rank's share would give other
     # numbers than one process, so N ranks refuse the agent (DESIGN rule 11).

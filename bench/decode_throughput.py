@@ -61,7 +61,7 @@ def count_tokens(rows: list[list[int]], eos: tuple[int, ...]) -> int:
 
 
 def run_ours(policy: Any, batch: list[list[int]], decode: str) -> int:
-    from grpo_env.generation import HFGenerator, SamplingParams
+    from grpo_env.policy.generation import HFGenerator, SamplingParams
 
     params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
     groups = HFGenerator(policy, decode=decode).generate(batch, G, params)
@@ -88,8 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM
 
-    from grpo_env.config import ModelConfig
-    from grpo_env.models import load_policy
+    from grpo_env.policy.config import ModelConfig
+    from grpo_env.policy.models import load_policy
 
     torch.manual_seed(0)
     peak = matmul_peak_gflops(torch.bfloat16)

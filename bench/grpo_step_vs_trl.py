@@ -58,8 +58,8 @@ def peak_rss_mb() -> float:
 
 def run_ours(steps: int, model_dir: str, dtype: str) -> dict[str, Any]:
     from grpo_env import VerifiableEnv
-    from grpo_env.config import validate_config
-    from grpo_env.trainer import Trainer
+    from grpo_env.training.config import validate_config
+    from grpo_env.training.trainer import Trainer
 
     rows = chain_sum_rows(steps * PROMPTS_PER_STEP)
     env = VerifiableEnv(rows, rubric=lambda task, text: answer_reward(text, task.answer))
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from grpo_env.default_model import DEFAULT_MODEL, ensure_embedded_model
+    from grpo_env.policy.default_model import DEFAULT_MODEL, ensure_embedded_model
 
     model_dir = str(ensure_embedded_model(DEFAULT_MODEL))
     if args.worker:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import grpo_env
-from grpo_env.shown_samples import ShownSample, samples_markdown
+from grpo_env.evaluation.shown_samples import ShownSample, samples_markdown
 
 HERE = Path(__file__).resolve().parent
 
@@ -109,10 +109,10 @@ def write_samples(run_dir: Path, evals: list[dict[str, Any]]) -> Path:
 
 
 def evaluate_initial(config_path: str, train_args: list[str]) -> dict[str, Any]:
-    from grpo_env.config import load_config, parse_assignment
-    from grpo_env.evaluation import evaluate_greedy
-    from grpo_env.generation import make_generator
-    from grpo_env.models import load_policy
+    from grpo_env.evaluation.evaluate import evaluate_greedy
+    from grpo_env.policy.generation import make_generator
+    from grpo_env.policy.models import load_policy
+    from grpo_env.training.config import load_config, parse_assignment
 
     # only --set KEY=VALUE options matter here
     overrides = dict(

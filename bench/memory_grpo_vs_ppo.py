@@ -109,9 +109,9 @@ def measure_one(agent_name: str, mode: str, args: argparse.Namespace) -> dict[st
     """One configuration, in this (fresh) process."""
     import torch
 
-    from grpo_env.config import ModelConfig
-    from grpo_env.generation import HFGenerator, SamplingParams
-    from grpo_env.models import load_policy
+    from grpo_env.policy.config import ModelConfig
+    from grpo_env.policy.generation import HFGenerator, SamplingParams
+    from grpo_env.policy.models import load_policy
     from grpo_env.registry import agents
 
     torch.manual_seed(0)

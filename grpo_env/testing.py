@@ -131,8 +131,8 @@ def toy_learning_run(
     ``TrainSummary``."""
     import json
 
-    from grpo_env.config import validate_config
-    from grpo_env.trainer import Trainer
+    from grpo_env.training.config import validate_config
+    from grpo_env.training.trainer import Trainer
 
     directory = Path(directory)
     out = directory / f"{agent['name']}-seed{seed}"

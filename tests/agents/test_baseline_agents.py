@@ -21,13 +21,15 @@ from grpo_env.agents.dapo import DAPOConfig
 from grpo_env.agents.dr_grpo import DrGRPOConfig
 from grpo_env.agents.frozen import FrozenAgent
 from grpo_env.agents.grpo import GRPOAgent
-from grpo_env.config import ConfigError, ModelConfig, validate_config
-from grpo_env.generation import HFGenerator, SamplingParams
-from grpo_env.models import load_policy
+from grpo_env.policy.config import ModelConfig
+from grpo_env.policy.generation import HFGenerator, SamplingParams
+from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
-from grpo_env.rollout import rollout_groups
+from grpo_env.strict_model import ConfigError
 from grpo_env.testing import next_digit_env
-from grpo_env.trainer import Trainer
+from grpo_env.training.config import validate_config
+from grpo_env.training.rollout import rollout_groups
+from grpo_env.training.trainer import Trainer
 
 SAMPLING = SamplingParams(max_new_tokens=4, temperature=1.0)
 LEARNERS = ["grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "dr_grpo", "dapo"]

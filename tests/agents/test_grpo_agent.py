@@ -6,11 +6,11 @@ import torch
 import grpo_env.agents.grpo as grpo_module
 from grpo_env.agents.frozen import FrozenAgent
 from grpo_env.agents.grpo import GRPOAgent, GRPOConfig
-from grpo_env.config import ModelConfig
-from grpo_env.generation import HFGenerator, SamplingParams
-from grpo_env.models import load_policy
-from grpo_env.rollout import rollout_groups
+from grpo_env.policy.config import ModelConfig
+from grpo_env.policy.generation import HFGenerator, SamplingParams
+from grpo_env.policy.models import load_policy
 from grpo_env.testing import next_digit_env
+from grpo_env.training.rollout import rollout_groups
 from grpo_env.types import Group, VerifyResult
 
 SAMPLING = SamplingParams(max_new_tokens=4, temperature=1.0)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from grpo_env.config import validate_config
 from grpo_env.testing import next_digit_env, toy_model_dir
-from grpo_env.trainer import Trainer
+from grpo_env.training.config import validate_config
+from grpo_env.training.trainer import Trainer
 
 
 def run(tmp_path, agent, seed):

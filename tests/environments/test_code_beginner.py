@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_env.default_tasks import choose_tasks
 from grpo_env.environments.code_beginner import beginner_task, beginner_tasks
 from grpo_env.environments.code_unittest import CodeUnittestEnv
 from grpo_env.sandbox.testing import docker_sandbox_or_skip
+from grpo_env.training.default_tasks import choose_tasks
 
 
 def test_seeded_graded_and_held_out():
@@ -63,7 +63,7 @@ def test_references_pass_and_junk_fails():
 
 
 def test_the_beginner_set_is_evaluated_on_its_held_out_split():
-    from grpo_env.default_tasks import eval_env_kwargs
+    from grpo_env.training.default_tasks import eval_env_kwargs
 
     assert eval_env_kwargs({"task_set": "beginner"}, {}) == {
         "task_set": "beginner",

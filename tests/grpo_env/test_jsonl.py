@@ -9,13 +9,13 @@ import logging
 
 import pytest
 
-from grpo_env.compare import read_results
 from grpo_env.environments.code_tasks import mbpp_tasks
 from grpo_env.environments.math.data import load_math_jsonl
-from grpo_env.evaluation import SampleRecord, read_records
+from grpo_env.evaluation.compare import read_results
+from grpo_env.evaluation.evaluate import SampleRecord, read_records
 from grpo_env.jsonl import JsonlError, read_jsonl, repair_torn_tail
-from grpo_env.run_log import RunLog
 from grpo_env.tasks import TaskFileError
+from grpo_env.training.run_log import RunLog
 
 MATH_ROW = {"question": "What is 1 + 1?", "answer": "It is 2.\n#### 2"}
 CODE_ROW = {"prompt": "Add two numbers.", "tests": ["assert add(1, 2) == 3"]}

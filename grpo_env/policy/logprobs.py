@@ -1,0 +1,200 @@
+"""Per-token logprobs of completions under a model: the one place every agent gets them.
+
+A ``TokenBatch`` holds each distinct prompt once (left-padded) and the completions sampled
+from it (right-padded), with the index of each completion's prompt. The forward pass shares
+the prompts: they run once, their keys and values are copied to the G completions of their
+group, and the completions run on top. A GRPO group of 8 samples of a 48-token prompt with
+64-token completions thus costs 48 + 8 x 64 token positions instead of 8 x 112, in compute and
+in activation memory, and gradients still flow into the prompt positions through the shared
+keys and values. Under gradient checkpointing (which cannot carry a cache) the flat layout
+``[left-padded prompt | completion]`` is used instead; both give the same numbers.
+
+Explicit position ids make left padding invisible (as in generation); only completion
+positions produce ``vocab``-sized logits; logits are divided by the sampling temperature (the
+distribution the tokens were drawn from) and computed in float32 whatever the weights' dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from grpo_env.policy.masking import lengths_to_mask
+
+
+@dataclass
+class TokenBatch:
+    """Distinct prompts and the completions sampled from them, ready for a forward pass."""
+
+    prompt_ids: torch.Tensor  # [U, P] left-padded distinct prompts
+    prompt_mask: torch.Tensor  # [U, P] 1 on real prompt tokens
+    prompt_index: torch.Tensor  # [B] the prompt row of each completion
+    completion_ids: torch.Tensor  # [B, C] right-padded
+    completion_mask: torch.Tensor  # [B, C] float: 1 on the completion's own tokens
+
+    def to(self, device: torch.device) -> TokenBatch:
+        return TokenBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    # The flat layout [left-padded prompt | right-padded completion], one row per completion.
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids[self.prompt_index], self.completion_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        completion = self.completion_mask.to(self.prompt_mask.dtype)
+        return torch.cat([self.prompt_mask[self.prompt_index], completion], dim=1)
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        return (self.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def pack_sequences(
+    prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int
+) -> TokenBatch:
+    """Pack (prompt ids, completion ids) pairs, each distinct prompt once; the completion
+    mask comes from lengths, never from the pad id (which may be an EOS id)."""
+    if len(prompts) != len(completions) or not prompts:
+        raise ValueError(f"got {len(prompts)} prompts for {len(completions)} completions")
+    if any(not c for c in completions):
+        raise ValueError("a completion has no tokens (it needs at least its EOS)")
+    if any(not p for p in prompts):
+        raise ValueError("a prompt has no tokens")
+    rows: dict[tuple[int, ...], int] = {}
+    index = [rows.setdefault(tuple(p), len(rows)) for p in prompts]
+    distinct = list(rows)
+    prompt_width = max(len(p) for p in distinct)
+    prompt_ids = torch.full((len(distinct), prompt_width), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(distinct), prompt_width), dtype=torch.long)
+    for row, prompt in enumerate(distinct):
+        prompt_ids[row, prompt_width - len(prompt) :] = torch.tensor(prompt)
+        prompt_mask[row, prompt_width - len(prompt) :] = 1
+    width = max(len(c) for c in completions)
+    completion_ids = torch.full((len(completions), width), pad_id, dtype=torch.long)
+    for row, completion in enumerate(completions):
+        completion_ids[row, : len(completion)] = torch.tensor(list(completion))
+    return TokenBatch(
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        prompt_index=torch.tensor(index, dtype=torch.long),
+        completion_ids=completion_ids,
+        completion_mask=lengths_to_mask([len(c) for c in completions], width).float(),
+    )
+
+
+def token_logprobs(
+    model: nn.Module,
+    batch: TokenBatch,
+    temperature: float,
+    *,
+    with_entropy: bool = False,
+    share_prompts: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logprob ``[B, C]`` of each completion token at ``temperature``, and optionally the
+    policy's entropy at each position (no gradient: a metric).
+
+    ``share_prompts`` None picks the shared-prompt pass unless gradient checkpointing is on.
+    """
+    parts = completion_outputs(model, batch, share_prompts=share_prompts)
+    logps, entropies = [], []
+    column = 0
+    for logits in parts:
+        width = logits.shape[1]
+        logits = logits.float()
+        if temperature != 1.0:
+            # In place: nothing downstream of the lm_head needs its output kept, and a copy of
+            # a batch x length x vocab tensor is the largest allocation of the step.
+            logits = logits.div_(temperature)
+        logps.append(gather_logprobs(logits, batch.completion_ids[:, column : column + width]))
+        if with_entropy:
+            with torch.no_grad():
+                entropies.append(entropy_from_logits(logits.detach()))
+        column += width
+    logp = torch.cat(logps, dim=1)
+    return logp, torch.cat(entropies, dim=1) if with_entropy else None
+
+
+def completion_outputs(
+    model: nn.Module, batch: TokenBatch, *, share_prompts: bool | None = None
+) -> list[torch.Tensor]:
+    """``model``'s outputs (its ``.logits``: token logits, or a critic's values) at the
+    positions that predict each completion token, as column blocks to concatenate: ``[B, C, *]``
+    in all. ``model`` takes a causal LM's arguments (``logits_to_keep``, ``cache``).
+    ``share_prompts`` None shares prompts unless gradient checkpointing is on."""
+    if share_prompts is None:
+        share_prompts = not (model.training and _checkpointing(model))
+    return _shared_logits(model, batch) if share_prompts else [_flat_logits(model, batch)]
+
+
+def _checkpointing(model: nn.Module) -> bool:
+    return any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+def _flat_logits(model: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Logits ``[B, C, V]``: every row runs its own prompt."""
+    width = batch.completion_ids.shape[1]
+    input_ids, attention = batch.input_ids, batch.attention_mask
+    output = model(
+        input_ids=input_ids[:, :-1],
+        attention_mask=attention[:, :-1],
+        position_ids=((attention.cumsum(dim=1) - 1).clamp(min=0))[:, :-1],
+        logits_to_keep=width,
+        use_cache=False,
+    )
+    return output.logits
+
+
+def _shared_logits(model: nn.Module, batch: TokenBatch) -> list[torch.Tensor]:
+    """Logits for the first completion token ``[B, 1, V]`` and the rest ``[B, C - 1, V]``:
+    each distinct prompt runs once, its keys/values are gathered for its completions."""
+    prompt_positions = (batch.prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    prompt = model(
+        input_ids=batch.prompt_ids,
+        attention_mask=batch.prompt_mask,
+        position_ids=prompt_positions,
+        logits_to_keep=1,
+        use_cache=True,
+    )
+    first = prompt.logits[:, -1:, :][batch.prompt_index]
+    width = batch.completion_ids.shape[1]
+    if width == 1:
+        return [first]
+    cache = prompt.cache
+    cache.reorder_cache(batch.prompt_index)  # index_select: differentiable, U -> B rows
+    lengths = batch.prompt_mask.sum(dim=1)[batch.prompt_index]
+    positions = lengths[:, None] + torch.arange(width - 1, device=lengths.device)[None, :]
+    attention = torch.cat(
+        [
+            batch.prompt_mask[batch.prompt_index],
+            batch.completion_mask[:, :-1].to(batch.prompt_mask.dtype),
+        ],
+        dim=1,
+    )
+    rest = model(
+        input_ids=batch.completion_ids[:, :-1],
+        attention_mask=attention,
+        position_ids=positions,
+        cache=cache,
+        use_cache=True,
+    )
+    return [first, rest.logits]
+
+
+def gather_logprobs(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(logits)[token]`` without materialising the full log-softmax."""
+    picked = logits.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def entropy_from_logits(logits: torch.Tensor, chunk: int = 2) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` over the last dim, a few rows at a time (memory)."""
+    parts = []
+    for rows in logits.split(chunk, dim=0):
+        logp = torch.log_softmax(rows, dim=-1)
+        parts.append(-(logp.exp() * logp).sum(dim=-1))
+    return torch.cat(parts, dim=0)

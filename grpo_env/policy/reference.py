@@ -1,0 +1,47 @@
+"""The reference policy of the KL penalty: the initial weights, frozen.
+
+Under LoRA it is the policy itself with its adapters disabled (no second copy in memory);
+under full fine-tuning it is a frozen copy taken before the first update (on resume, the
+copy is taken before the checkpoint's weights are loaded, so it is still the initial model).
+An agent whose KL weight is 0 builds none (``make_reference`` returns None) and pays nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from grpo_env.policy.logprobs import TokenBatch, token_logprobs
+from grpo_env.policy.models import Policy
+
+
+class Reference:
+    """Logprobs of completions under the reference policy (never with gradients)."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.frozen: nn.Module | None = None
+        # False when sharded (FSDP2): one forward per batch, the same count on every rank.
+        self.share_prompts: bool | None = None
+        if not policy.lora:
+            self.frozen = copy.deepcopy(policy.model)
+            self.frozen.requires_grad_(False)
+            self.frozen.eval()
+
+    @torch.no_grad()
+    def logprobs(self, batch: TokenBatch, temperature: float) -> torch.Tensor:
+        with self.policy.autocast():
+            if self.frozen is not None:
+                return token_logprobs(
+                    self.frozen, batch, temperature, share_prompts=self.share_prompts
+                )[0]
+            with self.policy.adapters_disabled():
+                return token_logprobs(
+                    self.policy.model, batch, temperature, share_prompts=self.share_prompts
+                )[0]
+
+
+def make_reference(policy: Policy, kl_weight: float) -> Reference | None:
+    return Reference(policy) if kl_weight > 0 else None

@@ -1,0 +1,132 @@
+"""Rollout: turn tasks, an environment and an agent into scored ``Group``s.
+
+One rollout = one task, G completions sampled in one batched call (all of a step's prompts
+together), each scored by the environment. Task order comes from ``TaskSampler``, owned by
+the trainer and seeded by the run's seed alone, so every agent sees the same tasks in the same
+order: the basis of fair comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from grpo_env.env import VerifiableEnv
+from grpo_env.policy.generation import Completion
+from grpo_env.tasks import TaskSource
+from grpo_env.types import Episode, Group, Task
+
+Messages = list[dict[str, str]]
+
+
+class Actor(Protocol):
+    def act(self, observations: Sequence[Messages], n: int) -> list[list[Completion]]: ...
+
+
+@dataclass
+class TaskSampler:
+    """Draws tasks as a deterministic function of (seed, stream, draw count).
+
+    Each epoch is a fresh permutation of the source, seeded by (seed, stream, epoch), so the
+    whole state is one counter: checkpoints store it and resume exactly. Stream 0 is the
+    main sequence; refills (dynamic sampling) use stream 1, so they never shift the main one.
+    ``shuffle=False`` walks the source in order (curricula, benchmarks).
+    """
+
+    tasks: TaskSource
+    seed: int
+    stream: int = 0
+    drawn: int = 0
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        self._epoch = -1
+        self._order: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    def draw(self, count: int) -> list[Task]:
+        size = len(self.tasks)
+        if size == 0:
+            raise ValueError(f"task source {self.tasks.name} is empty")
+        picked = []
+        for _ in range(count):
+            epoch, position = divmod(self.drawn, size)
+            if epoch != self._epoch:
+                rng = np.random.default_rng([self.seed, self.stream, epoch])
+                order = rng.permutation(size) if self.shuffle else np.arange(size)
+                self._order, self._epoch = order, epoch
+            picked.append(self.tasks[int(self._order[position])])
+            self.drawn += 1
+        return picked
+
+
+def unwrap_env(env: Any) -> VerifiableEnv:
+    inner = getattr(env, "unwrapped", env)
+    if not isinstance(inner, VerifiableEnv):
+        raise TypeError(f"{type(inner).__name__} is not a grpo_env VerifiableEnv")
+    return inner
+
+
+def rollout_groups(
+    env: VerifiableEnv,
+    actor: Actor,
+    tasks: Sequence[Task],
+    group_size: int,
+    *,
+    tag: str,
+    first_index: int = 0,
+    seeds: Sequence[int] | None = None,
+) -> list[Group]:
+    """Sample ``group_size`` completions for each task and score them; one Group per task.
+
+    ``tag`` makes group ids unique across the run (the step, the refill round); ``first_index``
+    is the first task's place in the step (a rank's share starts there). ``seeds``: one
+    sampling seed per task, each group sampled alone from its own seed (so its completions do
+    not depend on the other groups or on which rank samples it); None: one batched call.
+    """
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 (a group-relative baseline), got {group_size}")
+    if env.max_turns != 1:
+        raise ValueError(
+            f"{type(env).__name__} is multi-turn (max_turns={env.max_turns}); the trainer "
+            "supports single-turn environments only"
+        )
+    observations = []
+    for task in tasks:
+        observation, _ = env.reset(options={"task": task})
+        observations.append(observation)
+    if seeds is None:
+        completions = actor.act(observations, group_size)
+    else:
+        completions = []
+        for observation, seed in zip(observations, seeds, strict=True):
+            torch.manual_seed(seed)
+            completions.extend(actor.act([observation], group_size))
+    groups = []
+    for index, (task, observation, samples) in enumerate(
+        zip(tasks, observations, completions, strict=True)
+    ):
+        if len(samples) != group_size:
+            raise RuntimeError(f"the actor returned {len(samples)} completions, not {group_size}")
+        results = env.score_many(task, [c.text for c in samples])
+        group_id = f"{tag}/{first_index + index}/{task.id}"
+        episodes = [
+            Episode(
+                task_id=task.id,
+                group_id=group_id,
+                prompt=observation,
+                completion=sample.text,
+                reward=float(result.score),
+                result=result,
+                truncated=sample.truncated,
+                prompt_ids=sample.prompt_ids,
+                completion_ids=sample.token_ids,
+                logprobs=sample.logprobs,
+            )
+            for sample, result in zip(samples, results, strict=True)
+        ]
+        groups.append(Group(group_id=group_id, task_id=task.id, episodes=episodes))
+    return groups

@@ -1,0 +1,131 @@
+"""Training logprobs match the sampler's at the sampling temperature (rule 4)."""
+
+import pytest
+import torch
+
+from grpo_env.policy.config import ModelConfig
+from grpo_env.policy.generation import HFGenerator, SamplingParams
+from grpo_env.policy.logprobs import (
+    _checkpointing,
+    entropy_from_logits,
+    gather_logprobs,
+    pack_sequences,
+    token_logprobs,
+)
+from grpo_env.policy.models import load_policy
+
+
+@pytest.fixture(scope="module")
+def policy(toy_model):
+    return load_policy(ModelConfig(name=str(toy_model), lora=False))
+
+
+def sample(policy, temperature, n=8, decode="loop"):
+    torch.manual_seed(0)
+    prompts = [policy.encode_chat([{"role": "user", "content": d}]) for d in ("3", "45", "6789")]
+    groups = HFGenerator(policy, decode=decode).generate(
+        prompts, n, SamplingParams(max_new_tokens=6, temperature=temperature)
+    )
+    return [c for group in groups for c in group]
+
+
+def recompute(policy, completions, temperature):
+    batch = pack_sequences(
+        [c.prompt_ids for c in completions], [c.token_ids for c in completions], policy.pad_token_id
+    )
+    with torch.no_grad():
+        logp, _ = token_logprobs(policy.model, batch, temperature)
+    return logp, batch.completion_mask
+
+
+@pytest.mark.parametrize("decode", ["loop", "generate"])
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 1.7])
+def test_training_logprobs_equal_sampler_logprobs_at_the_same_temperature(
+    policy, temperature, decode
+):
+    completions = sample(policy, temperature, decode=decode)
+    # Rows that end early leave the loop's batch while the others go on: both are checked.
+    assert len({len(c.token_ids) for c in completions}) > 1
+    logp, mask = recompute(policy, completions, temperature)
+    for row, completion in enumerate(completions):
+        mine = logp[row, : len(completion.token_ids)]
+        assert torch.allclose(mine, torch.tensor(completion.logprobs), atol=1e-5)
+        assert mask[row].sum() == len(completion.token_ids)
+
+
+def test_the_temperature_matters(policy):
+    completions = sample(policy, 0.5)
+    at_one, mask = recompute(policy, completions, 1.0)
+    sampled = torch.zeros_like(at_one)
+    for row, completion in enumerate(completions):
+        sampled[row, : len(completion.logprobs)] = torch.tensor(completion.logprobs)
+    assert ((at_one - sampled).abs() * mask).max() > 0.05
+
+
+@pytest.mark.parametrize("decode", ["loop", "generate"])
+def test_greedy_reports_temperature_one_logprobs(policy, decode):
+    completions = sample(policy, 0.0, n=1, decode=decode)
+    logp, _ = recompute(policy, completions, 1.0)
+    for row, completion in enumerate(completions):
+        assert torch.allclose(
+            logp[row, : len(completion.token_ids)], torch.tensor(completion.logprobs), atol=1e-5
+        )
+
+
+def test_left_padding_does_not_change_logprobs(policy):
+    alone = pack_sequences([[5, 6]], [[7, 8, 2]], policy.pad_token_id)
+    padded = pack_sequences([[5, 6], [4, 4, 4, 4, 4]], [[7, 8, 2], [9]], policy.pad_token_id)
+    with torch.no_grad():
+        a, _ = token_logprobs(policy.model, alone, 1.0)
+        b, _ = token_logprobs(policy.model, padded, 1.0)
+    assert torch.allclose(a[0], b[0], atol=1e-5)
+
+
+def test_gather_and_entropy_match_the_full_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 11)
+    ids = torch.randint(0, 11, (3, 4))
+    full = torch.log_softmax(logits, dim=-1)
+    assert torch.allclose(gather_logprobs(logits, ids), full.gather(-1, ids[..., None])[..., 0])
+    expected = -(full.exp() * full).sum(-1)
+    assert torch.allclose(entropy_from_logits(logits, chunk=2), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_prompt_pass_equals_the_flat_pass_in_value_and_gradient(toy_model, lora):
+    policy = load_policy(ModelConfig(name=str(toy_model), lora=lora))
+    prompts = [[4, 5, 6]] * 3 + [[7]] * 2 + [[8, 9, 10, 11, 12]]
+    completions = [[5, 2], [6, 7, 8, 2], [9], [4, 4, 4, 4, 4], [2], [5, 6]]
+    batch = pack_sequences(prompts, completions, policy.pad_token_id)
+    assert batch.prompt_ids.shape[0] == 3 and batch.prompt_index.tolist() == [0, 0, 0, 1, 1, 2]
+    results = []
+    for share in (True, False):
+        policy.model.zero_grad()
+        logp, entropy = token_logprobs(
+            policy.model, batch, 0.8, with_entropy=True, share_prompts=share
+        )
+        (logp * batch.completion_mask).sum().backward()
+        grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.requires_grad}
+        results.append((logp.detach(), entropy, grads))
+    (shared, shared_entropy, shared_grads), (flat, flat_entropy, flat_grads) = results
+    mask = batch.completion_mask.bool()
+    assert torch.allclose(shared[mask], flat[mask], atol=1e-5)
+    assert torch.allclose(shared_entropy[mask], flat_entropy[mask], atol=1e-5)
+    for name, grad in flat_grads.items():
+        assert torch.allclose(shared_grads[name], grad, atol=1e-5, rtol=1e-4), name
+    assert any(g.abs().max() > 0 for g in flat_grads.values())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(toy_model):
+    batch = pack_sequences([[4, 5, 6]] * 2 + [[7]], [[5, 2], [6, 7, 8], [9, 9]], 0)
+    grads = []
+    for checkpointing in (False, True):
+        config = ModelConfig(name=str(toy_model), lora=False, gradient_checkpointing=checkpointing)
+        policy = load_policy(config)
+        policy.model.train()
+        assert _checkpointing(policy.model) == checkpointing  # so the flat pass is taken
+        logp, _ = token_logprobs(policy.model, batch, 1.0)
+        (logp * batch.completion_mask).sum().backward()
+        grads.append({n: p.grad for n, p in policy.model.named_parameters()})
+    for name, grad in grads[0].items():
+        assert torch.allclose(grads[1][name], grad, atol=1e-5, rtol=1e-4), name
