@@ -74,8 +74,8 @@ class NoSignalWatch:
             )
             tips = (
                 "Try easier tasks, a larger group size (--group-size), a bigger model, a "
-                "higher temperature, or partial credit (a reward that counts each test passed "
-                "rather than all or nothing)."
+                "higher temperature, or partial credit (a reward that counts each part done "
+                "right rather than all or nothing, where the env offers one)."
             )
         else:
             why = (

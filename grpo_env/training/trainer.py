@@ -365,7 +365,8 @@ class Trainer:
         self.guard.observe(step, groups)  # after logging: the step's record shows the failure
         notice = self.no_signal.observe(groups)
         if notice:
-            log.warning(notice)
+            # Logged below WARNING: Python's last-resort handler would print it a second time.
+            log.info(notice)
             self.console.print(f"[yellow]{notice}[/yellow]")
         return metrics
 

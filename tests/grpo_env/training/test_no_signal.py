@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from io import StringIO
 
 from rich.console import Console
@@ -83,7 +84,7 @@ class AlwaysZero(VerifiableEnv):
         return VerifyResult(score=0.0)
 
 
-def test_the_trainer_prints_the_notice_once(tmp_path, toy_model):
+def test_the_trainer_prints_the_notice_once(tmp_path, toy_model, caplog):
     config = validate_config(
         {
             "env": "toy",
@@ -103,3 +104,7 @@ def test_the_trainer_prints_the_notice_once(tmp_path, toy_model):
     text = out.getvalue()
     assert text.count("Nothing is being learned") == 1, text
     assert "too hard" in text
+    # Not a second time on stderr: a WARNING record with no handler configured is printed by
+    # Python's last-resort handler.
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in loud if "Nothing is being learned" in r.getMessage()]
