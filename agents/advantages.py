@@ -161,6 +161,35 @@ def token_rewards(
     return rewards
 
 
+def pack_model_tokens(
+    values: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's masked-in entries (the model's tokens) to the front, in order:
+    ``[B, C]`` -> ``([B, C], packed mask)``. Multi-turn sequences interleave env tokens, which
+    are not actions: token-level estimators (GAE, returns) run on the packed model tokens and
+    ``unpack_model_tokens`` puts the results back. A single-turn mask (a prefix) packs to
+    itself."""
+    keep = mask.bool()
+    rows, cols = keep.nonzero(as_tuple=True)
+    slots = (keep.long().cumsum(dim=1) - 1)[rows, cols]
+    packed = torch.zeros_like(values)
+    packed[rows, slots] = values[rows, cols]
+    counts = keep.sum(dim=1)
+    packed_mask = torch.arange(mask.shape[1], device=mask.device)[None, :] < counts[:, None]
+    return packed, packed_mask.to(mask.dtype)
+
+
+def unpack_model_tokens(packed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``pack_model_tokens``: packed entries back at the model's tokens, 0 on
+    env tokens and padding."""
+    keep = mask.bool()
+    rows, cols = keep.nonzero(as_tuple=True)
+    slots = (keep.long().cumsum(dim=1) - 1)[rows, cols]
+    out = torch.zeros_like(packed)
+    out[rows, cols] = packed[rows, slots]
+    return out
+
+
 def discounted_returns(
     rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0
 ) -> torch.Tensor:

@@ -151,6 +151,11 @@ class VerifiableEnv(gym.Env[Messages, str]):
         (used by ``grpo-env envs check`` and tests). None when there is none."""
         return None
 
+    def gold_action(self, task: Task, messages: Messages) -> str | None:
+        """Multi-turn: the gold next turn given the transcript so far (``grpo-env envs check``
+        plays a gold episode with it). The default plays ``gold_completion`` every turn."""
+        return self.gold_completion(task)
+
     def reference_answer(self, task: Task) -> str | None:
         """The task's reference final answer, where it has one (``42``, ``\\frac{1}{2}``).
         Envs that declare one get the adversarial probes of ``grpo-env envs check``

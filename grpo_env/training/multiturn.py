@@ -267,3 +267,23 @@ def rollout_multiturn(
         episodes = [to_episode(run, result, group_id) for run, result in pairs]
         groups.append(Group(group_id=group_id, task_id=task.id, episodes=episodes))
     return groups
+
+
+def episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Multi-turn statistics of a batch of episodes ({} when none is multi-turn): turns per
+    episode, tool calls and errors, truncations by turns or tokens, the model's share of the
+    sequence's tokens."""
+    multi = [e for e in episodes if e.messages]
+    if not multi:
+        return {}
+    count = len(multi)
+    tokens = sum(len(e.completion_ids) for e in multi)
+    return {
+        "turns_mean": sum(e.turns for e in multi) / count,
+        "turns_max": float(max(e.turns for e in multi)),
+        "tool_calls_mean": sum(e.tool_calls for e in multi) / count,
+        "tool_errors_mean": sum(e.tool_errors for e in multi) / count,
+        "frac_truncated_turns": sum(e.truncated_by == "turns" for e in multi) / count,
+        "frac_truncated_tokens": sum(e.truncated_by == "tokens" for e in multi) / count,
+        "model_token_frac": sum(e.model_tokens for e in multi) / max(tokens, 1),
+    }
