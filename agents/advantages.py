@@ -106,6 +106,44 @@ def group_advantages(
     )
 
 
+# ----- process supervision (DeepSeekMath, section 4.1.3) -------------------------------------
+
+
+def process_advantages(
+    steps: list[list[tuple[int, float]]],
+    lengths: list[int],
+    valid: list[bool] | None = None,
+    *,
+    eps: float = STD_EPS,
+) -> list[torch.Tensor]:
+    """GRPO with process supervision, for one group: each sample's steps have their own reward.
+
+    ``steps[i]`` holds sample i's ``(end, reward)`` pairs (a step covers the tokens before
+    ``end``); every step reward of the group's valid samples is normalised by the mean and
+    (Bessel) std of all of them, ``r~ = (r - mean) / (std + eps)``, and a token's advantage is
+    the sum of the normalised rewards of the steps that end at or after it:
+
+        A_{i,t} = sum over steps j of sample i with end_j > t of r~_j
+
+    Returns one ``[lengths[i]]`` tensor per sample; masked samples (``valid`` False), samples
+    without steps and groups whose step rewards are all equal (or fewer than two) get zeros.
+    """
+    valid = [True] * len(steps) if valid is None else list(valid)
+    pooled = [r for ok, s in zip(valid, steps, strict=True) if ok for _, r in s]
+    values = torch.tensor(pooled, dtype=torch.float64)
+    signal = len(pooled) >= 2 and bool(values.max() != values.min())
+    mean = values.mean() if signal else torch.tensor(0.0, dtype=torch.float64)
+    std = sample_std(values, torch.ones_like(values, dtype=torch.bool)) if signal else mean
+    out = []
+    for ok, sample, length in zip(valid, steps, lengths, strict=True):
+        adv = torch.zeros(length, dtype=torch.float64)
+        if ok and signal:
+            for end, reward in sample:
+                adv[: min(end, length)] += (reward - mean) / (std + eps)
+        out.append(adv.float())
+    return out
+
+
 # ----- the baselines' estimators ------------------------------------------------------------
 
 
