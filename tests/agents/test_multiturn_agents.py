@@ -168,3 +168,39 @@ def test_ppo_gae_runs_over_model_tokens_only():
     same = torch.tensor([[1.0, 2.0, 3.0, 0.0]])
     assert torch.equal(pack_model_tokens(same, prefix)[0], same)
     assert torch.equal(unpack_model_tokens(same, prefix), same)
+
+
+def test_resume_takes_the_same_next_step_on_multi_turn_episodes(tmp_path, game_model):
+    import json
+
+    from grpo_env.training.config import validate_config
+    from grpo_env.training.trainer import Trainer
+
+    def config(out, steps):
+        return validate_config(
+            {
+                "env": "guess-number",
+                "steps": steps,
+                "group_size": 4,
+                "prompts_per_step": 2,
+                "out": str(out),
+                "model": {"name": str(game_model), "lora": False},
+                "generation": {"max_new_tokens": 2},
+                "agent": {"name": "grpo", "lr": 1e-2, "supervision": "process"},
+                "log": {"save_every": 2, "progress": False, "tensorboard": False},
+            }
+        )
+
+    Trainer(config(tmp_path / "a", 3), env=guess_number_env()).run()
+    Trainer(config(tmp_path / "b", 2), env=guess_number_env()).run()
+    Trainer(config(tmp_path / "b", 3), resume=True, env=guess_number_env()).run()
+    timing = ("seconds", "per_s", "peak_memory")
+
+    def rows(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [
+            {k: v for k, v in json.loads(line).items() if not any(t in k for t in timing)}
+            for line in lines
+        ]
+
+    assert rows("a") == rows("b") and rows("a")[0]["turns_mean"] > 1
