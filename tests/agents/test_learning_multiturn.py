@@ -10,7 +10,7 @@ from grpo_env.testing import game_model_dir, guess_number_env
 from grpo_env.training.config import validate_config
 from grpo_env.training.trainer import Trainer
 
-STEPS = 40
+STEPS = 150
 
 
 def run(tmp_path, agent, seed):
