@@ -106,6 +106,44 @@ def group_advantages(
     )
 
 
+# ----- process supervision (DeepSeekMath, section 4.1.3) -------------------------------------
+
+
+def process_advantages(
+    steps: list[list[tuple[int, float]]],
+    lengths: list[int],
+    valid: list[bool] | None = None,
+    *,
+    eps: float = STD_EPS,
+) -> list[torch.Tensor]:
+    """GRPO with process supervision, for one group: each sample's steps have their own reward.
+
+    ``steps[i]`` holds sample i's ``(end, reward)`` pairs (a step covers the tokens before
+    ``end``); every step reward of the group's valid samples is normalised by the mean and
+    (Bessel) std of all of them, ``r~ = (r - mean) / (std + eps)``, and a token's advantage is
+    the sum of the normalised rewards of the steps that end at or after it:
+
+        A_{i,t} = sum over steps j of sample i with end_j > t of r~_j
+
+    Returns one ``[lengths[i]]`` tensor per sample; masked samples (``valid`` False), samples
+    without steps and groups whose step rewards are all equal (or fewer than two) get zeros.
+    """
+    valid = [True] * len(steps) if valid is None else list(valid)
+    pooled = [r for ok, s in zip(valid, steps, strict=True) if ok for _, r in s]
+    values = torch.tensor(pooled, dtype=torch.float64)
+    signal = len(pooled) >= 2 and bool(values.max() != values.min())
+    mean = values.mean() if signal else torch.tensor(0.0, dtype=torch.float64)
+    std = sample_std(values, torch.ones_like(values, dtype=torch.bool)) if signal else mean
+    out = []
+    for ok, sample, length in zip(valid, steps, lengths, strict=True):
+        adv = torch.zeros(length, dtype=torch.float64)
+        if ok and signal:
+            for end, reward in sample:
+                adv[: min(end, length)] += (reward - mean) / (std + eps)
+        out.append(adv.float())
+    return out
+
+
 # ----- the baselines' estimators ------------------------------------------------------------
 
 
@@ -159,6 +197,35 @@ def token_rewards(
     rows = torch.arange(mask.shape[0], device=mask.device)
     rewards[rows, lengths - 1] += scores
     return rewards
+
+
+def pack_model_tokens(
+    values: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's masked-in entries (the model's tokens) to the front, in order:
+    ``[B, C]`` -> ``([B, C], packed mask)``. Multi-turn sequences interleave env tokens, which
+    are not actions: token-level estimators (GAE, returns) run on the packed model tokens and
+    ``unpack_model_tokens`` puts the results back. A single-turn mask (a prefix) packs to
+    itself."""
+    keep = mask.bool()
+    rows, cols = keep.nonzero(as_tuple=True)
+    slots = (keep.long().cumsum(dim=1) - 1)[rows, cols]
+    packed = torch.zeros_like(values)
+    packed[rows, slots] = values[rows, cols]
+    counts = keep.sum(dim=1)
+    packed_mask = torch.arange(mask.shape[1], device=mask.device)[None, :] < counts[:, None]
+    return packed, packed_mask.to(mask.dtype)
+
+
+def unpack_model_tokens(packed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``pack_model_tokens``: packed entries back at the model's tokens, 0 on
+    env tokens and padding."""
+    keep = mask.bool()
+    rows, cols = keep.nonzero(as_tuple=True)
+    slots = (keep.long().cumsum(dim=1) - 1)[rows, cols]
+    out = torch.zeros_like(packed)
+    out[rows, cols] = packed[rows, slots]
+    return out
 
 
 def discounted_returns(

@@ -15,7 +15,8 @@ GRPO with four changes, each a knob here.
 
        A_i = (R_i - mean(R)) / std(R),   R_i = score_i + R_length(|o_i|)
 
-and no KL term (``beta = 0``). The penalty shapes the advantages only: the logged reward
+and no KL term (``beta = 0``). Multi-turn episodes: ``|o_i|`` is the longest model turn (each
+turn has its own ``max_new_tokens``). The penalty shapes the advantages only: the logged reward
 stays the verifier's.
 """
 
@@ -31,6 +32,16 @@ from grpo_env.agents.grpo import GRPOAgent, GRPOConfig
 from grpo_env.agents.losses import LossAggregation
 from grpo_env.agents.policy_gradient import reward_matrix
 from grpo_env.types import Group
+
+
+def longest_model_turn(mask: list[int]) -> int:
+    """The longest run of model tokens: a single-turn completion's length; for a multi-turn
+    episode, its longest turn (each turn has ``max_new_tokens``)."""
+    best = run = 0
+    for bit in mask:
+        run = run + 1 if bit else 0
+        best = max(best, run)
+    return best
 
 
 class DAPOConfig(GRPOConfig):
@@ -64,7 +75,7 @@ class DAPOAgent(GRPOAgent):
         lengths = torch.zeros_like(rewards)
         for i, group in enumerate(groups):
             for j, episode in enumerate(group.episodes):
-                lengths[i, j] = len(episode.completion_ids)
+                lengths[i, j] = longest_model_turn(episode.model_mask)
         penalty = overlong_penalty(
             lengths,
             self.sampling.max_new_tokens,

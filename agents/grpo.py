@@ -11,6 +11,11 @@ per completion token, aggregated as configured (``losses.aggregate``), where
 logprobs are those of the first inner iteration's forward pass (detached), so the ratio is
 exactly 1 there and only moves in iterations 2..mu. Logprobs use the sampling temperature.
 
+``supervision = "process"`` (DeepSeekMath's process supervision): the steps of an episode (its
+turns' ``turn_reward``s, or spans of one completion the env scores) carry their own rewards,
+normalised over the group; a token's advantage is the sum of the normalised rewards of the
+steps ending at or after it (``advantages.process_advantages``).
+
 Masked out of the baseline and the loss: samples whose verifier had an ``infra_error``, and,
 if ``mask_truncated``, completions cut at ``max_new_tokens``. Dynamic sampling (DAPO) drops
 groups whose rewards are all equal and asks the trainer to refill the batch.
@@ -19,11 +24,18 @@ groups whose rewards are all equal and asks the trainer to refill the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
 
-from grpo_env.agents.advantages import STD_EPS, Advantages, ScaleRewards, group_advantages
+from grpo_env.agents.advantages import (
+    STD_EPS,
+    Advantages,
+    ScaleRewards,
+    group_advantages,
+    process_advantages,
+)
 from grpo_env.agents.losses import SurrogateTerms, grpo_token_loss
 from grpo_env.agents.policy_gradient import (
     PolicyGradientAgent,
@@ -46,6 +58,13 @@ class GRPOConfig(PolicyGradientConfig):
     std_eps: float = Field(STD_EPS, ge=0, description="added to the std before dividing")
     dynamic_sampling: bool = Field(False, description="drop zero-variance groups and refill")
     max_refill_rounds: int = Field(4, ge=0, description="extra rollouts to refill a batch")
+    supervision: Literal["outcome", "process"] = Field(
+        "outcome",
+        description="outcome: the episode's normalised return on every token; process: "
+        "step rewards (a multi-turn episode's turn rewards, or spans the env scores) "
+        "normalised over the group, each token getting the sum of the steps ending at or "
+        "after it (DeepSeekMath)",
+    )
 
 
 class GRPOAgent(PolicyGradientAgent):
@@ -86,7 +105,27 @@ class GRPOAgent(PolicyGradientAgent):
 
     def sample_advantages(self, rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
         adv = self.advantages(rollout.groups)
-        return samples_at(adv.values, rollout.samples), advantage_metrics(adv, rollout.groups)
+        metrics = advantage_metrics(adv, rollout.groups)
+        if self.config.supervision == "process":
+            return self.process_advantages(rollout), metrics
+        return samples_at(adv.values, rollout.samples), metrics
+
+    def process_advantages(self, rollout: Rollout) -> torch.Tensor:
+        """Per-token advantages ``[N, C]`` from each group's step rewards (process supervision)."""
+        result = torch.zeros_like(rollout.mask)
+        rows = {(s.group, s.index): row for row, s in enumerate(rollout.samples)}
+        for g, group in enumerate(rollout.groups):
+            episodes = group.episodes
+            valid = [e.result.status is not Status.INFRA_ERROR for e in episodes]
+            lengths = [len(e.completion_ids) for e in episodes]
+            steps = [list(e.step_rewards) for e in episodes]
+            for i, adv in enumerate(
+                process_advantages(steps, lengths, valid, eps=self.config.std_eps)
+            ):
+                row = rows.get((g, i))
+                if row is not None:  # masked samples (truncated, infra) are not trained on
+                    result[row, : len(adv)] = adv
+        return result * rollout.mask
 
     def empty_batch_metrics(self, groups: Sequence[Group]) -> dict[str, float]:
         return advantage_metrics(self.advantages(groups), groups)

@@ -91,7 +91,7 @@ class Rollout:
     samples: list[TrainSample]
     batches: list[TokenBatch]  # on the CPU, ``micro_batch_size`` samples each, in order
     scores: torch.Tensor  # [N] the verifier's reward of each sample
-    mask: torch.Tensor  # [N, C] completion tokens
+    mask: torch.Tensor  # [N, C] the loss mask: the model's completion tokens (env tokens 0)
     policy_logp: torch.Tensor | None = None  # [N, C] scoring pass: pi_old
     ref_logp: torch.Tensor | None = None  # [N, C] scoring pass: pi_ref
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # an agent's own ([N, C])
@@ -267,13 +267,14 @@ class PolicyGradientAgent(OptimizingAgent):
                 [s.episode.prompt_ids for s in samples[k : k + size]],
                 [s.episode.completion_ids for s in samples[k : k + size]],
                 pad,
+                [s.episode.loss_mask for s in samples[k : k + size]],
             )
             for k in range(0, len(samples), size)
         ]
         width = max(b.completion_ids.shape[1] for b in batches)
         mask = torch.cat(
             [
-                torch.nn.functional.pad(b.completion_mask, (0, width - b.completion_mask.shape[1]))
+                torch.nn.functional.pad(b.loss_mask, (0, width - b.loss_mask.shape[1]))
                 for b in batches
             ]
         )
@@ -307,7 +308,8 @@ class PolicyGradientAgent(OptimizingAgent):
         cfg = self.config
         policy = self.policy
         temperature = self.sampling.temperature
-        lengths = [len(s.episode.completion_ids) for s in rollout.samples]
+        # Only the model's tokens carry loss (rule 10): the normalisers count those.
+        lengths = [s.episode.model_tokens for s in rollout.samples]
         norm = LossNormalizer.for_batch(cfg.loss_agg, lengths, self.sampling.max_new_tokens)
         # N ranks (DESIGN rule 11): global counts, losses scaled against the gradient average,
         # the same number of passes on every rank.
@@ -347,7 +349,7 @@ class PolicyGradientAgent(OptimizingAgent):
                             # pi_old is the sampling policy: this very forward pass, detached.
                             old.append(logp.detach())
                         per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
-                        loss = aggregate(per_token, batch.completion_mask, norm)
+                        loss = aggregate(per_token, batch.loss_mask, norm)
                         (loss * scale if scale != 1.0 else loss).backward()
                     kl = k3_kl(logp.detach(), ref[k]) if ref[k] is not None else None
                     self._accumulate(stats, batch, chunk, loss, terms, kl, entropy, logp)
@@ -370,7 +372,7 @@ class PolicyGradientAgent(OptimizingAgent):
 
     @staticmethod
     def _accumulate(stats, batch: TokenBatch, chunk, loss, terms, kl, entropy, logp) -> None:
-        mask = batch.completion_mask
+        mask = batch.loss_mask
         tokens = float(mask.sum())
         stats.tokens += tokens
         stats.loss += float(loss.detach())
@@ -385,10 +387,12 @@ class PolicyGradientAgent(OptimizingAgent):
             # How far the sampler's logprobs are from the trainer's (backend/numerics check).
             for row, sample in enumerate(chunk):
                 sampled = sample.episode.logprobs
-                if sampled:
+                if sampled:  # on the model's tokens (env tokens have no sampler logprob)
                     mine = logp.detach()[row, : len(sampled)].cpu()
-                    stats.sampler_gap += float((mine - torch.tensor(sampled)).abs().sum())
-                    stats.sampler_tokens += len(sampled)
+                    model = mask[row, : len(sampled)].cpu()
+                    gap = (mine - torch.tensor(sampled)).abs() * model
+                    stats.sampler_gap += float(gap.sum())
+                    stats.sampler_tokens += float(model.sum())
 
     def stats_metrics(self, stats: UpdateStats) -> dict[str, float]:
         tokens = max(stats.tokens, 1.0)

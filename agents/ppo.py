@@ -4,6 +4,9 @@ The baseline GRPO removed: every completion token is an action, a learned value 
 (``critic.ValueModel``: the policy's architecture, its own copy of the weights, a scalar head)
 estimates V(s_t), and generalised advantage estimation turns per-token rewards into advantages.
 
+Multi-turn episodes: only the model's tokens are actions; the env's tokens between turns are
+skipped (packed out before GAE, the results scattered back), not treated as actions.
+
 Per-token reward, with the KL to the reference as a penalty (k1: ``log pi_old - log pi_ref``)
 and the verifier's score at the last token T:
 
@@ -32,7 +35,13 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from grpo_env.agents.advantages import gae, token_rewards, whiten
+from grpo_env.agents.advantages import (
+    gae,
+    pack_model_tokens,
+    token_rewards,
+    unpack_model_tokens,
+    whiten,
+)
 from grpo_env.agents.base import adamw_with_schedule, clip_and_step
 from grpo_env.agents.critic import ValueModel
 from grpo_env.agents.losses import (
@@ -104,9 +113,17 @@ class PPOAgent(PolicyGradientAgent):
         kl = None
         if rollout.policy_logp is not None and rollout.ref_logp is not None:
             kl = k1_kl(rollout.policy_logp, rollout.ref_logp)
-        rewards = token_rewards(rollout.scores, kl, mask, cfg.beta)
         values = rollout.extras["values"]
-        advantages, returns = gae(rewards, values, mask, gamma=cfg.gamma, lam=cfg.lam)
+        # GAE over the model's tokens only (rule 10): env tokens of a multi-turn episode are
+        # not actions, so they are packed out, and the results scattered back.
+        packed_values, packed_mask = pack_model_tokens(values, mask)
+        packed_kl = pack_model_tokens(kl, mask)[0] if kl is not None else None
+        rewards = token_rewards(rollout.scores, packed_kl, packed_mask, cfg.beta)
+        packed_adv, packed_returns = gae(
+            rewards, packed_values, packed_mask, gamma=cfg.gamma, lam=cfg.lam
+        )
+        advantages = unpack_model_tokens(packed_adv, mask)
+        returns = unpack_model_tokens(packed_returns, mask)
         rollout.extras["returns"] = returns
         if cfg.whiten_advantages:
             advantages = whiten(advantages, mask)
@@ -128,7 +145,7 @@ class PPOAgent(PolicyGradientAgent):
         cfg = self.config
         device = self.policy.device
         old_values, returns = rollout.extras["values"], rollout.extras["returns"]
-        lengths = [len(s.episode.completion_ids) for s in rollout.samples]
+        lengths = [s.episode.model_tokens for s in rollout.samples]
         norm = LossNormalizer.for_batch("token-mean", lengths, self.sampling.max_new_tokens)
         loss_sum = clipped = tokens = 0.0
         grad_norms = []
@@ -145,11 +162,11 @@ class PPOAgent(PolicyGradientAgent):
                         rollout.part(returns, k).to(device),
                         cfg.value_clip,
                     )
-                    loss = aggregate(per_token, batch.completion_mask, norm)
+                    loss = aggregate(per_token, batch.loss_mask, norm)
                     loss.backward()
                     loss_sum += float(loss.detach())
-                    clipped += float((was_clipped * batch.completion_mask).sum())
-                    tokens += float(batch.completion_mask.sum())
+                    clipped += float((was_clipped * batch.loss_mask).sum())
+                    tokens += float(batch.loss_mask.sum())
                 grad_norms.append(self._critic_step())
         finally:
             self.critic.eval()

@@ -25,7 +25,14 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from grpo_env.agents.advantages import discounted_returns, group_advantages, token_rewards, whiten
+from grpo_env.agents.advantages import (
+    discounted_returns,
+    group_advantages,
+    pack_model_tokens,
+    token_rewards,
+    unpack_model_tokens,
+    whiten,
+)
 from grpo_env.agents.losses import k1_kl
 from grpo_env.agents.policy_gradient import (
     PolicyGradientAgent,
@@ -58,8 +65,12 @@ class ReinforcePPAgent(PolicyGradientAgent):
         kl = None
         if rollout.policy_logp is not None and rollout.ref_logp is not None:
             kl = k1_kl(rollout.policy_logp, rollout.ref_logp)
-        rewards = token_rewards(rollout.scores, kl, rollout.mask, self.config.beta)
-        returns = discounted_returns(rewards, rollout.mask, self.config.gamma)
+        # Returns over the model's tokens only: env tokens (multi-turn) are packed out.
+        packed_kl = pack_model_tokens(kl, rollout.mask)[0] if kl is not None else None
+        packed_mask = pack_model_tokens(rollout.mask, rollout.mask)[1]
+        rewards = token_rewards(rollout.scores, packed_kl, packed_mask, self.config.beta)
+        packed = discounted_returns(rewards, packed_mask, self.config.gamma)
+        returns = unpack_model_tokens(packed, rollout.mask)
         advantages = whiten(returns, rollout.mask)
         metrics = {
             **group_metrics(rollout.groups),

@@ -62,3 +62,14 @@ envs.register(
     source=_BUILTIN,
     nondeterministic=True,
 )
+
+# ----- multi-turn (issue 13) ----------------------------------------------------------------
+
+envs.register(
+    "guess-number-v0",
+    "grpo_env.environments.guess_number:GuessNumberEnv",
+    description="Multi-turn game: guess a secret number in low..high (default 1..7) with "
+    "higher/lower feedback, max_turns guesses (default 3). Reward 1 when found; per-turn "
+    "rewards 1 / 0 / -1 (right / wrong / invalid or repeated) for process supervision.",
+    source=_BUILTIN,
+)

@@ -2,8 +2,9 @@
 
 1. Gymnasium's ``check_env`` (the API contract, spaces, seeding, fresh data on every call).
 2. Seed determinism: the same seed gives the same task; several seeds reach several tasks.
-3. The gold completion (where the env has one) earns the full reward with status ``ok``.
-4. An empty completion earns nothing.
+3. The gold completion (where the env has one) earns the full reward with status ``ok``;
+   multi-turn envs play a gold episode (``gold_action`` turn by turn).
+4. An empty completion (every turn empty, for multi-turn envs) earns nothing.
 5. Adversarial probes (``grpo_env.probes``), where the env declares a reference answer: the
    prompt echoed, the question restated, the reference with a contradicting relation or a
    second answer, near misses, empty and junk answers all score 0, on several tasks.
@@ -86,23 +87,36 @@ def _gold_scores_full(env: VerifiableEnv, seed: int) -> CheckOutcome:
     env.reset(seed=seed)
     task = env.task
     assert task is not None
-    gold = env.gold_completion(task)
+    gold = env.gold_action(task, env.transcript) if env.multi_turn else env.gold_completion(task)
     if gold is None:
         return CheckOutcome(name="", passed=None, detail="this env has no gold completion")
-    _, reward, terminated, truncated, info = env.step(gold)
+    # Multi-turn: a gold episode, turn by turn; the return is the sum of step rewards.
+    reward, turns = 0.0, 0
+    while True:
+        observation, step_reward, terminated, truncated, info = env.step(gold)
+        reward, turns = reward + step_reward, turns + 1
+        if terminated or truncated:
+            break
+        gold = env.gold_action(task, observation)
+        if gold is None:
+            return CheckOutcome(name="", passed=False, detail=f"no gold turn {turns + 1}")
     result = info["verify"]
     full = env.rubric.max_score if env.rubric is not None else 1.0
     passed = result.status is Status.OK and reward >= full - 1e-9 and (terminated or truncated)
     return CheckOutcome(
         name="",
         passed=passed,
-        detail=f"task {task.id}: reward {reward:g} of {full:g}, status {result.status}",
+        detail=f"task {task.id}: reward {reward:g} of {full:g}, status {result.status}"
+        + (f", {turns} turns" if env.multi_turn else ""),
     )
 
 
 def _empty_scores_zero(env: VerifiableEnv, seed: int) -> CheckOutcome:
     env.reset(seed=seed)
-    _, reward, _, _, info = env.step("")
+    reward, done = 0.0, False
+    while not done:  # multi-turn: empty turns until the episode ends
+        _, step_reward, terminated, truncated, info = env.step("")
+        reward, done = reward + step_reward, terminated or truncated
     result = info["verify"]
     return CheckOutcome(
         name="",

@@ -5,8 +5,16 @@ as chat messages; ``step(completion)`` appends the model's turn and, when the ep
 scores it: ``info["verify"]`` is the ``VerifyResult`` and the reward is its score.
 
 Single-turn environments override only ``verify`` (or pass a ``rubric``). Multi-turn
-environments also override ``env_response``, which answers the model's turn or returns None
-to end the episode; ``max_turns`` bounds the conversation (``truncated=True`` when reached).
+environments (``max_turns > 1``) also override ``env_response``, which answers the model's turn
+with user or tool messages, or returns None to end the episode; ``verify_episode`` scores the
+whole transcript at the end (by default: ``verify`` on the last assistant message) and
+``turn_reward`` may reward each turn. ``max_turns`` and ``max_episode_tokens`` (enforced by the
+token-level rollout, which counts tokens) truncate an episode.
+
+Per-episode state never lives on the env instance: ``initial_state(task)`` makes a fresh dict
+per episode and every hook receives it, so one env serves the G parallel episodes of a group
+(``grpo_env.training.multiturn``) without them sharing anything. ``reset``/``step`` keep one
+such state for the episode the Gymnasium API is playing.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from grpo_env.types import Task, VerifyResult
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
+Reply = list[dict[str, str]] | str | None
+REPLY_ROLES = ("user", "tool")
 _RESET_OPTIONS = ("task_id", "task", "index")
 
 
@@ -42,6 +52,11 @@ class VerifiableEnv(gym.Env[Messages, str]):
             ``verify`` instead.
         system_prompt: prepended to every prompt (unless the task brings its own).
         max_turns: model turns before the episode is truncated (1 = single-turn).
+        max_episode_tokens: token budget of an episode after its prompt (the model's tokens
+            and the env's between them); the rollout truncates there. None: no budget.
+        sum_turn_rewards: add the ``turn_reward`` of every turn to the episode's return
+            (otherwise they are only kept as components ``turn_1``, ``turn_2``... and as steps
+            for process supervision).
         max_completion_chars: the action space's length bound.
         render_mode: ``"ansi"`` to get the conversation from ``render()``.
     """
@@ -56,11 +71,15 @@ class VerifiableEnv(gym.Env[Messages, str]):
         rubric: Rubric | CriterionFn | None = None,
         system_prompt: str | None = None,
         max_turns: int = 1,
+        max_episode_tokens: int | None = None,
+        sum_turn_rewards: bool = False,
         max_completion_chars: int = 100_000,
         render_mode: str | None = None,
     ):
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        if max_episode_tokens is not None and max_episode_tokens < 1:
+            raise ValueError(f"max_episode_tokens must be >= 1 or None, got {max_episode_tokens}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode {render_mode!r} not supported; use one of "
@@ -72,14 +91,23 @@ class VerifiableEnv(gym.Env[Messages, str]):
         self.rubric = rubric
         self.system_prompt = system_prompt
         self.max_turns = max_turns
+        self.max_episode_tokens = max_episode_tokens
+        self.sum_turn_rewards = sum_turn_rewards
         self.render_mode = render_mode
-        # A transcript holds the prompt (possibly few-shot messages) and two messages per turn.
-        self.observation_space = ChatSpace(max_messages=2 * max_turns + 64)
+        # A transcript holds the prompt (possibly few-shot messages), the model's turns and the
+        # env's replies (a few messages each: tool results).
+        self.observation_space = ChatSpace(max_messages=8 * max_turns + 64)
         self.action_space = UnicodeText(max_completion_chars)
         self._task: Task | None = None
         self._messages: Messages = []
         self._turns = 0
+        self._state: dict[str, Any] = {}
+        self._turn_rewards: list[float | None] = []
         self._done = True
+
+    @property
+    def multi_turn(self) -> bool:
+        return self.max_turns > 1
 
     # ----- hooks for subclasses -------------------------------------------------------------
 
@@ -91,15 +119,42 @@ class VerifiableEnv(gym.Env[Messages, str]):
             )
         return self.rubric.score(task, completion)
 
-    def env_response(self, task: Task, messages: Messages) -> str | None:
-        """Multi-turn hook: the environment's reply to the model's last turn, or None to end
-        the episode. ``messages`` is the transcript so far (a copy). Single-turn: None."""
+    def initial_state(self, task: Task) -> dict[str, Any]:
+        """A fresh per-episode state (one per episode, never shared), passed to every hook.
+        Numeric entries (``tool_calls``, ``tool_errors``...) end up in the episode's counters."""
+        return {}
+
+    def env_response(self, task: Task, messages: Messages, state: dict[str, Any]) -> Reply:
+        """Multi-turn hook: the env's answer to the model's last turn: messages of role
+        ``user`` or ``tool`` (a str is one user message), or None to end the episode.
+        ``messages`` is a copy of the transcript, ending with the model's turn; ``state`` is
+        this episode's (update it freely). Single-turn envs never get here."""
+        return None
+
+    def turn_reward(self, task: Task, messages: Messages, state: dict[str, Any]) -> float | None:
+        """The reward of the turn just taken (None: none). Kept as components ``turn_k``,
+        the steps of process supervision, and summed into the return if ``sum_turn_rewards``."""
+        return None
+
+    def verify_episode(self, task: Task, messages: Messages, state: dict[str, Any]) -> VerifyResult:
+        """Score the whole transcript once the episode ends. The default scores the last
+        assistant message with ``verify``, so single-turn envs need nothing else."""
+        return self.verify(task, last_assistant_content(messages))
+
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """OpenAI-style function schemas of the env's tools, rendered into the prompt by the
+        chat template (``tools=``); None: no tools."""
         return None
 
     def gold_completion(self, task: Task) -> str | None:
         """A completion that should earn full reward, when the task has a known answer
         (used by ``grpo-env envs check`` and tests). None when there is none."""
         return None
+
+    def gold_action(self, task: Task, messages: Messages) -> str | None:
+        """Multi-turn: the gold next turn given the transcript so far (``grpo-env envs check``
+        plays a gold episode with it). The default plays ``gold_completion`` every turn."""
+        return self.gold_completion(task)
 
     def reference_answer(self, task: Task) -> str | None:
         """The task's reference final answer, where it has one (``42``, ``\\frac{1}{2}``).
@@ -137,6 +192,8 @@ class VerifiableEnv(gym.Env[Messages, str]):
         self._task = self._pick_task(options or {})
         self._messages = self._task.messages(self.system_prompt)
         self._turns = 0
+        self._state = self.initial_state(self._task)
+        self._turn_rewards = []
         self._done = False
         return self._observation(), {"task_id": self._task.id, "turn": 0}
 
@@ -149,19 +206,70 @@ class VerifiableEnv(gym.Env[Messages, str]):
         self._messages.append({"role": "assistant", "content": action})
         self._turns += 1
         info: dict[str, Any] = {"task_id": task.id, "turn": self._turns}
+        if not self.multi_turn:
+            self._done = True
+            result = self._safe_verify(task, action)
+            info["verify"] = result
+            info["components"] = dict(result.components)
+            return self._observation(), float(result.score), True, False, info
 
-        reply = None if self.max_turns == 1 else self.env_response(task, self._observation())
+        turn = self.safe_turn_reward(task, self._observation(), self._state)
+        self._turn_rewards.append(turn)
+        info["turn_reward"] = turn
+        reply = self.safe_env_response(task, self._observation(), self._state)
         if reply is not None and self._turns < self.max_turns:
-            self._messages.append({"role": "user", "content": reply})
-            return self._observation(), 0.0, False, False, info
+            self._messages.extend(reply)
+            reward = float(turn) if (turn is not None and self.sum_turn_rewards) else 0.0
+            return self._observation(), reward, False, False, info
 
-        # The episode ends: the model stopped (terminated) or ran out of turns (truncated).
+        # The episode ends: the env ended it (terminated) or it ran out of turns (truncated).
         truncated = reply is not None
         self._done = True
-        result = self._safe_verify(task, action)
+        result = self.score_episode(task, self._observation(), self._state, self._turn_rewards)
         info["verify"] = result
         info["components"] = dict(result.components)
-        return self._observation(), float(result.score), not truncated, truncated, info
+        # Gymnasium's return is the sum of step rewards: earlier turns already paid theirs.
+        reward = float(result.score)
+        if self.sum_turn_rewards and not result.is_infra_error:
+            reward -= sum(r for r in self._turn_rewards[:-1] if r is not None)
+        return self._observation(), reward, not truncated, truncated, info
+
+    # ----- episode helpers (the token-level rollout calls these too) -------------------------
+
+    def safe_env_response(
+        self, task: Task, messages: Messages, state: dict[str, Any]
+    ) -> Messages | None:
+        """``env_response`` normalised: a list of fresh ``user``/``tool`` messages, or None."""
+        return normalize_reply(self.env_response(task, messages, state))
+
+    def safe_turn_reward(
+        self, task: Task, messages: Messages, state: dict[str, Any]
+    ) -> float | None:
+        value = self.turn_reward(task, messages, state)
+        return None if value is None else float(value)
+
+    def score_episode(
+        self,
+        task: Task,
+        messages: Messages,
+        state: dict[str, Any],
+        turn_rewards: list[float | None],
+    ) -> VerifyResult:
+        """The episode's verdict: ``verify_episode`` (a crash is an infra_error), the turn
+        rewards as components ``turn_k``, summed into the score if ``sum_turn_rewards``."""
+        try:
+            result = self.verify_episode(task, messages, state)
+        except Exception as err:
+            reason = f"verifier raised {describe_crash(err)}"
+            log.error("%s on task %s: %s", type(self).__name__, task.id, reason)
+            return VerifyResult.infra_error(reason)
+        turns = {f"turn_{k}": r for k, r in enumerate(turn_rewards, 1) if r is not None}
+        if not turns or result.is_infra_error:
+            return result
+        score = result.score + (sum(turns.values()) if self.sum_turn_rewards else 0.0)
+        return result.model_copy(
+            update={"score": float(score), "components": {**result.components, **turns}}
+        )
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -214,6 +322,37 @@ class VerifiableEnv(gym.Env[Messages, str]):
             log.error("%s on task %s: %s", type(self).__name__, task.id, reason)
             log.debug("verifier traceback", exc_info=True)
             return VerifyResult.infra_error(reason)
+
+
+def last_assistant_content(messages: Messages) -> str:
+    """The content of the last assistant message ("" when there is none)."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return message.get("content", "")
+    return ""
+
+
+def normalize_reply(reply: Reply) -> Messages | None:
+    """An ``env_response`` as fresh message dicts (a str is one user message), or None."""
+    if reply is None:
+        return None
+    if isinstance(reply, str):
+        return [{"role": "user", "content": reply}]
+    if not isinstance(reply, list) or not reply:
+        raise TypeError(
+            "env_response must return a str, a non-empty list of messages, or None (to end "
+            f"the episode); got {reply!r:.80}"
+        )
+    messages = []
+    for message in reply:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in REPLY_ROLES or not isinstance(message.get("content"), str):
+            raise ValueError(
+                f"env_response messages need a role in {REPLY_ROLES} and str content; got "
+                f"{message!r:.80}"
+            )
+        messages.append({"role": role, "content": message["content"]})
+    return messages
 
 
 def describe_crash(err: BaseException) -> str:

@@ -157,6 +157,24 @@ def toy_learning_run(
     return [json.loads(line)["reward_mean"] for line in lines], summary
 
 
+# ----- the multi-turn toy game ---------------------------------------------------------------
+
+GAME_ALPHABET = DIGITS + "abcdefghijklmnopqrstuvwxyz ="
+
+
+def game_model_dir(directory: str | Path, *, seed: int = 0) -> Path:
+    """A tiny Llama + tokenizer whose characters cover ``guess-number``'s prompts and replies."""
+    tokenizer = char_tokenizer(GAME_ALPHABET)
+    return save_tiny_model(directory, tokenizer, tiny_llama(tokenizer, seed=seed))
+
+
+def guess_number_env(**kwargs: Any) -> Any:
+    """``guess-number`` (1..7, 3 turns) for tests; ``kwargs`` override."""
+    from grpo_env.environments.guess_number import GuessNumberEnv
+
+    return GuessNumberEnv(**kwargs)
+
+
 # ----- a fake installed distribution, for plugin tests -------------------------------------
 
 

@@ -132,10 +132,19 @@ class VerifyResult(BaseModel):
 
 
 class Episode(BaseModel):
-    """One sampled completion for one task, scored.
+    """One sampled episode for one task, scored.
 
     Token ids and logprobs are present when a policy produced the completion (they are what
     the agents train on); an env used by hand leaves them empty.
+
+    Multi-turn episodes: ``completion_ids`` is every token after the prompt, the model's turns
+    and the env's tokens between them, exactly as the model saw them; ``loss_mask`` marks the
+    model's tokens (1) and the env's (0), and ``logprobs`` holds the sampler's logprob of each
+    model token (0.0 on env tokens). An empty ``loss_mask`` means all ones (single-turn).
+    ``completion`` is the last model turn's text (the final answer), ``messages`` the whole
+    transcript, ``reward`` the return (the verdict's score, turn rewards included when the env
+    sums them). ``step_rewards`` are ``(token end, reward)`` pairs, the steps of process
+    supervision: a step covers the completion tokens before its end.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -150,6 +159,15 @@ class Episode(BaseModel):
     prompt_ids: list[int] = Field(default_factory=list)
     completion_ids: list[int] = Field(default_factory=list)
     logprobs: list[float] = Field(default_factory=list)
+    loss_mask: list[int] = Field(default_factory=list)
+    turns: int = 1
+    messages: list[dict[str, str]] = Field(default_factory=list)
+    turn_rewards: list[float | None] = Field(default_factory=list)
+    step_rewards: list[tuple[int, float]] = Field(default_factory=list)
+    tool_calls: int = 0
+    tool_errors: int = 0
+    truncated_by: Literal["turns", "tokens"] | None = None
+    counters: dict[str, float] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -158,7 +176,23 @@ class Episode(BaseModel):
             raise ValueError(
                 f"{len(self.logprobs)} logprobs for {len(self.completion_ids)} completion tokens"
             )
+        if self.loss_mask and len(self.loss_mask) != len(self.completion_ids):
+            raise ValueError(
+                f"{len(self.loss_mask)} loss-mask entries for {len(self.completion_ids)} tokens"
+            )
+        if any(v not in (0, 1) for v in self.loss_mask):
+            raise ValueError("loss_mask holds 0 (env token) and 1 (model token) only")
         return self
+
+    @property
+    def model_mask(self) -> list[int]:
+        """The loss mask with the single-turn default filled in (all ones)."""
+        return self.loss_mask or [1] * len(self.completion_ids)
+
+    @property
+    def model_tokens(self) -> int:
+        """How many completion tokens the model sampled (env tokens left out)."""
+        return sum(self.loss_mask) if self.loss_mask else len(self.completion_ids)
 
 
 class Group(BaseModel):

@@ -69,3 +69,26 @@ def test_example_works_from_the_cli_with_import(tmp_path):
     assert (
         '"name": "gymnasium check_env"' in result.stdout and '"passed": false' not in result.stdout
     )
+
+
+def multi_turn_code() -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"<!-- example: multi-turn-env -->\s*```python\n(.*?)```", text, re.DOTALL)
+    assert match, "README lost its multi-turn example"
+    return match.group(1)
+
+
+def test_multi_turn_example_is_short_and_plays(scratch_registry):
+    code = multi_turn_code()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 25
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_multi_turn"})
+    env = grpo_env.make("countdown")
+    check_env(env.unwrapped)
+    obs, _ = env.reset(options={"task_id": "from-3"})
+    for said in ("3", "2"):
+        obs, _, terminated, truncated, _ = env.step(said)
+        assert obs[-1] == {"role": "user", "content": "next"} and not (terminated or truncated)
+    assert env.step("1")[1:3] == (1.0, True)
+    env.reset(options={"task_id": "from-3"})
+    env.step("3")
+    assert env.step("1")[1] == 0.0

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grpo_env.env import VerifiableEnv
+from grpo_env.evaluation.episodes import episode_summary, sample_and_score
 from grpo_env.evaluation.metrics import maj_at_k, pass_at_k, report_ks
 from grpo_env.evaluation.shown_samples import ShownSample, find_key, pick_samples, shown_sample
 from grpo_env.jsonl import read_jsonl
@@ -43,6 +44,7 @@ class EvalResult(BaseModel):
     mean_length: float  # completion tokens
     truncated: float  # fraction cut at max_new_tokens
     samples: list[ShownSample] = []  # a few right and wrong completions, to read
+    episodes: dict[str, float] = {}  # multi-turn: turns, tool calls/errors, truncations
 
 
 def evaluate_greedy(
@@ -64,15 +66,13 @@ def evaluate_greedy(
     lengths: list[int] = []
     truncated = 0
     shown: list[ShownSample] = []
+    episodes: list[dict[str, Any]] = []
     for start in range(0, len(tasks), batch_size):
         chunk = list(tasks[start : start + batch_size])
-        prompts = []
-        for task in chunk:
-            observation, _ = env.reset(options={"task": task})
-            prompts.append(policy.encode_chat(observation))
-        outputs = generator.generate(prompts, 1, params)
-        for task, (completion,) in zip(chunk, outputs, strict=True):
-            (result,) = env.score_many(task, [completion.text])
+        observations = [env.reset(options={"task": task})[0] for task in chunk]
+        outputs = sample_and_score(env, policy, generator, chunk, observations, 1, params)
+        for task, ((completion, result, extras),) in zip(chunk, outputs, strict=True):
+            episodes.append(extras)
             statuses[str(result.status)] += 1
             lengths.append(len(completion.token_ids))
             truncated += completion.truncated
@@ -100,6 +100,7 @@ def evaluate_greedy(
         mean_length=sum(lengths) / len(lengths),
         truncated=truncated / len(tasks),
         samples=pick_samples(shown),
+        episodes=episode_summary(episodes),
     )
 
 
@@ -129,6 +130,13 @@ class SampleRecord(BaseModel):
     details: dict[str, Any]
     temperature: float
     max_new_tokens: int
+    # Multi-turn episodes: the whole transcript and its counters (``completion`` is the last
+    # model turn, the final result that pass@k and maj@k judge).
+    turns: int = 1
+    messages: list[dict[str, str]] | None = None
+    tool_calls: int = 0
+    tool_errors: int = 0
+    truncated_by: str | None = None
 
 
 class EvalReport(BaseModel):
@@ -160,6 +168,7 @@ class EvalReport(BaseModel):
     truncated: float  # fraction of samples cut at max_new_tokens
     samples_file: str | None = None
     shown: list[ShownSample] = []  # a few right and wrong completions, to read
+    episodes: dict[str, float] = {}  # multi-turn: turns, tool calls/errors, truncations
 
 
 def vote_key(result: VerifyResult, completion: str) -> str | None:
@@ -268,6 +277,7 @@ def summarize(records: Sequence[SampleRecord], *, threshold: float = 1.0) -> Eva
         length_median=float(np.median(lengths)),
         length_max=int(lengths.max()),
         truncated=float(np.mean([r.truncated for r in records])),
+        episodes=episode_summary([r.model_dump() for r in records]),
         shown=pick_samples(
             (
                 shown_sample(
@@ -327,17 +337,10 @@ def evaluate_samples(
     with out.open("a", encoding="utf-8") as handle:
         for start in range(0, len(todo), per_call):
             chunk = todo[start : start + per_call]
-            prompts, observations = [], []
-            for task in chunk:
-                observation, _ = env.reset(options={"task": task})
-                observations.append(observation)
-                prompts.append(policy.encode_chat(observation))
-            outputs = generator.generate(prompts, samples, params)
-            for task, observation, completions in zip(chunk, observations, outputs, strict=True):
-                results = env.score_many(task, [c.text for c in completions])
-                for index, (completion, result) in enumerate(
-                    zip(completions, results, strict=True)
-                ):
+            observations = [env.reset(options={"task": task})[0] for task in chunk]
+            outputs = sample_and_score(env, policy, generator, chunk, observations, samples, params)
+            for task, observation, scored in zip(chunk, observations, outputs, strict=True):
+                for index, (completion, result, extras) in enumerate(scored):
                     record = make_record(
                         env_id=env_id,
                         env_kwargs=env_kwargs,
@@ -348,7 +351,7 @@ def evaluate_samples(
                         completion=completion,
                         result=result,
                         params=params,
-                    )
+                    ).model_copy(update=extras)
                     handle.write(record.model_dump_json() + "\n")
                     records.append(record)
             handle.flush()

@@ -34,6 +34,9 @@ class TokenBatch:
     prompt_index: torch.Tensor  # [B] the prompt row of each completion
     completion_ids: torch.Tensor  # [B, C] right-padded
     completion_mask: torch.Tensor  # [B, C] float: 1 on the completion's own tokens
+    # [B, C] float: 1 on the tokens the loss sees (the model's); 0 on env tokens and padding.
+    # Equal to completion_mask for single-turn completions.
+    loss_mask: torch.Tensor
 
     def to(self, device: torch.device) -> TokenBatch:
         return TokenBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -55,10 +58,15 @@ class TokenBatch:
 
 
 def pack_sequences(
-    prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    pad_id: int,
+    loss_masks: Sequence[Sequence[int]] | None = None,
 ) -> TokenBatch:
     """Pack (prompt ids, completion ids) pairs, each distinct prompt once; the completion
-    mask comes from lengths, never from the pad id (which may be an EOS id)."""
+    mask comes from lengths, never from the pad id (which may be an EOS id). ``loss_masks``
+    (multi-turn: 1 model token, 0 env token; an empty one means all ones) default to the
+    completion mask."""
     if len(prompts) != len(completions) or not prompts:
         raise ValueError(f"got {len(prompts)} prompts for {len(completions)} completions")
     if any(not c for c in completions):
@@ -78,12 +86,22 @@ def pack_sequences(
     completion_ids = torch.full((len(completions), width), pad_id, dtype=torch.long)
     for row, completion in enumerate(completions):
         completion_ids[row, : len(completion)] = torch.tensor(list(completion))
+    completion_mask = lengths_to_mask([len(c) for c in completions], width).float()
+    loss_mask = completion_mask.clone()
+    for row, mask in enumerate(loss_masks or []):
+        if mask:
+            if len(mask) != len(completions[row]):
+                raise ValueError(
+                    f"row {row}: {len(mask)} loss-mask entries, {len(completions[row])} tokens"
+                )
+            loss_mask[row, : len(mask)] = torch.tensor(list(mask), dtype=loss_mask.dtype)
     return TokenBatch(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
         prompt_index=torch.tensor(index, dtype=torch.long),
         completion_ids=completion_ids,
-        completion_mask=lengths_to_mask([len(c) for c in completions], width).float(),
+        completion_mask=completion_mask,
+        loss_mask=loss_mask,
     )
 
 

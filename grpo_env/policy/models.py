@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from grpo_env.policy.chat_tokens import render_prompt
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.default_model import EMBEDDED_MODELS, ensure_embedded_model
 from grpo_env.policy.precision import FLOAT32, Precision, resolve_precision
@@ -53,17 +54,12 @@ class Policy:
     lora: bool
     precision: Precision = FLOAT32
 
-    def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        """The prompt's token ids: the chat template with the assistant turn opened."""
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
-            # The template already holds the special tokens (BOS, turn markers).
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        # A base model without a template: plain text, turns separated by blank lines.
-        text = "\n\n".join(m["content"] for m in messages) + "\n\n"
-        return list(self.tokenizer(text)["input_ids"])
+    def encode_chat(
+        self, messages: Sequence[dict[str, str]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt's token ids: the chat template with the assistant turn opened, and
+        ``tools`` (function schemas) where the template renders them."""
+        return render_prompt(self.tokenizer, messages, tools)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)

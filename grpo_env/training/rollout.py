@@ -1,9 +1,11 @@
 """Rollout: turn tasks, an environment and an agent into scored ``Group``s.
 
 One rollout = one task, G completions sampled in one batched call (all of a step's prompts
-together), each scored by the environment. Task order comes from ``TaskSampler``, owned by
-the trainer and seeded by the run's seed alone, so every agent sees the same tasks in the same
-order: the basis of fair comparisons.
+together), each scored by the environment. Multi-turn environments (``max_turns > 1``) are
+played turn by turn at the token level by ``grpo_env.training.multiturn``.
+
+Task order comes from ``TaskSampler``, owned by the trainer and seeded by the run's seed alone,
+so every agent sees the same tasks in the same order: the basis of fair comparisons.
 """
 
 from __future__ import annotations
@@ -89,10 +91,17 @@ def rollout_groups(
     """
     if group_size < 2:
         raise ValueError(f"group_size must be >= 2 (a group-relative baseline), got {group_size}")
-    if env.max_turns != 1:
-        raise ValueError(
-            f"{type(env).__name__} is multi-turn (max_turns={env.max_turns}); the trainer "
-            "supports single-turn environments only"
+    if env.max_turns > 1:
+        # Multi-turn: token-level episodes (the actor's policy and generator, turn by turn).
+        from grpo_env.training.multiturn import rollout_multiturn
+
+        if not all(hasattr(actor, a) for a in ("policy", "generator", "sampling")):
+            raise TypeError(
+                f"{type(actor).__name__} cannot play multi-turn episodes: it needs a policy, "
+                "a generator and sampling parameters"
+            )
+        return rollout_multiturn(
+            env, actor, tasks, group_size, tag=tag, first_index=first_index, seeds=seeds
         )
     observations = []
     for task in tasks:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from grpo_env.jsonl import read_jsonl
-from grpo_env.types import Group
+from grpo_env.types import Episode, Group
 
 METRICS = "metrics.jsonl"
 SAMPLES = "samples.jsonl"
@@ -78,6 +78,7 @@ class RunLog:
                         "components": episode.result.components,
                         "truncated": episode.truncated,
                         "tokens": len(episode.completion_ids),
+                        **episode_transcript(episode),
                     },
                 )
 
@@ -133,3 +134,19 @@ class NullRunLog(RunLog):
 
     def close(self) -> None:
         pass
+
+
+def episode_transcript(episode: Episode) -> dict[str, Any]:
+    """A multi-turn episode's whole transcript and counters, for samples files ({} for a
+    single-turn one, whose line stays as it was)."""
+    if not episode.messages:
+        return {}
+    return {
+        "messages": episode.messages,
+        "turns": episode.turns,
+        "turn_rewards": episode.turn_rewards,
+        "tool_calls": episode.tool_calls,
+        "tool_errors": episode.tool_errors,
+        "truncated_by": episode.truncated_by,
+        "model_tokens": episode.model_tokens,
+    }

@@ -51,6 +51,7 @@ from grpo_env.training.checkpoint import (
 from grpo_env.training.config import TrainConfig, config_to_toml_dict, resolve_agent_config
 from grpo_env.training.default_tasks import choose_tasks, eval_env_kwargs
 from grpo_env.training.guard import InfraErrorGuard, InfraErrorsPersist, check_verifier
+from grpo_env.training.multiturn import episode_metrics
 from grpo_env.training.no_signal import NoSignalWatch
 from grpo_env.training.preflight import check_train_config, checkpoint_note
 from grpo_env.training.rollout import TaskSampler, rollout_groups, unwrap_env
@@ -419,7 +420,8 @@ class Trainer:
                 else:
                     dropped += 1
         elapsed = time.perf_counter() - started
-        tokens = sum(len(e.completion_ids) for g in all_groups for e in g.episodes)
+        # Tokens the model sampled (a multi-turn episode's env tokens are not generated).
+        tokens = sum(e.model_tokens for g in all_groups for e in g.episodes)
         metrics = {
             "gen_seconds": elapsed,
             "gen_tokens": float(tokens),
@@ -579,7 +581,7 @@ def reward_metrics(groups: Sequence[Group]) -> dict[str, float]:
         statuses[str(episode.result.status)] = statuses.get(str(episode.result.status), 0) + 1
     for name, count in sorted(statuses.items()):
         metrics[f"status/{name}"] = count / len(episodes)
-    return metrics
+    return {**metrics, **episode_metrics(episodes)}
 
 
 def train(config: TrainConfig, *, resume: bool = False, **kwargs: Any) -> TrainSummary:

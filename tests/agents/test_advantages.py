@@ -82,3 +82,21 @@ def test_bad_shapes_and_scales():
         group_advantages(torch.tensor([1.0, 0.0]))
     with pytest.raises(ValueError, match="scale"):
         group_advantages(torch.tensor([[1.0, 0.0]]), scale="global")
+
+
+def test_process_supervision_by_hand():
+    from grpo_env.agents.advantages import process_advantages
+
+    # Sample 0: steps ending at tokens 2 and 4 with rewards 1 and 0; sample 1: one step (0).
+    steps = [[(2, 1.0), (4, 0.0)], [(3, 0.0)]]
+    adv = process_advantages(steps, [5, 3], eps=0.0)
+    # Pooled rewards [1, 0, 0]: mean 1/3, Bessel std sqrt(1/3); normalised 1 -> 2/sqrt(3),
+    # 0 -> -1/sqrt(3). A token sums the normalised rewards of the steps ending at or after it.
+    high, low = 2 / 3**0.5, -1 / 3**0.5
+    assert adv[0].tolist() == pytest.approx([high + low, high + low, low, low, 0.0], abs=1e-6)
+    assert adv[1].tolist() == pytest.approx([low, low, low], abs=1e-6)
+    # Masked samples take no part and get zeros; equal step rewards carry no signal.
+    masked = process_advantages([*steps, [(1, 9.0)]], [5, 3, 2], [True, True, False], eps=0.0)
+    assert masked[0].tolist() == pytest.approx(adv[0].tolist()) and masked[2].sum() == 0
+    flat = process_advantages([[(1, 0.5)], [(2, 0.5)]], [2, 2])
+    assert all(a.abs().sum() == 0 for a in flat)

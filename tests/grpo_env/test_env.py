@@ -132,7 +132,7 @@ def test_env_without_rubric_or_verify_says_what_to_do():
 class GuessNumber(VerifiableEnv):
     """A multi-turn env: the model guesses, the env says higher/lower."""
 
-    def env_response(self, task, messages):
+    def env_response(self, task, messages, state):
         guess = messages[-1]["content"].strip()
         if guess == task.answer:
             return None
@@ -179,3 +179,87 @@ def test_bad_constructor_arguments():
 
 def test_is_a_gymnasium_env():
     assert isinstance(make_env(), gym.Env)
+
+
+# ----- the multi-turn contract: state, list replies, turn rewards, verify_episode -------------
+
+
+class Counter(VerifiableEnv):
+    """Replies with a tool message then a user message; counts calls in its per-episode state;
+    rewards each turn; scores the whole transcript."""
+
+    def initial_state(self, task):
+        return {"tool_calls": 0, "seen": []}
+
+    def env_response(self, task, messages, state):
+        state["tool_calls"] += 1
+        state["seen"].append(messages[-1]["content"])
+        if messages[-1]["content"] == "stop":
+            return None
+        return [{"role": "tool", "content": "ok"}, {"role": "user", "content": "again"}]
+
+    def turn_reward(self, task, messages, state):
+        return 0.25
+
+    def verify_episode(self, task, messages, state):
+        turns = sum(m["role"] == "assistant" for m in messages)
+        return VerifyResult(score=1.0 if turns == len(state["seen"]) else 0.0)
+
+
+def test_list_replies_state_and_turn_rewards_through_step():
+    env = Counter([Task(id="c", prompt="Go.")], max_turns=5, sum_turn_rewards=True)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("a")
+    assert [m["role"] for m in obs[-2:]] == ["tool", "user"] and reward == 0.25
+    assert info["turn_reward"] == 0.25 and not (terminated or truncated)
+    _, reward, terminated, _, info = env.step("stop")
+    # The return (sum of step rewards) is the verdict plus every turn reward.
+    assert terminated and 0.25 + reward == pytest.approx(1.5)
+    assert info["components"]["turn_1"] == 0.25 and info["components"]["turn_2"] == 0.25
+    assert info["verify"].score == pytest.approx(1.5)
+
+
+def test_turn_rewards_are_components_only_unless_summed():
+    env = Counter([Task(id="c", prompt="Go.")], max_turns=5)
+    env.reset(seed=0)
+    assert env.step("a")[1] == 0.0
+    _, reward, _, _, info = env.step("stop")
+    assert reward == 1.0 and info["components"]["turn_2"] == 0.25
+
+
+def test_each_reset_gets_a_fresh_state():
+    env = Counter([Task(id="c", prompt="Go.")], max_turns=5)
+    env.reset(seed=0)
+    env.step("a")
+    env.reset(seed=0)
+    env.step("stop")  # a shared state would have seen two turns and score 0
+    assert env._state["seen"] == ["stop"]
+    states = [env.initial_state(env.tasks[0]) for _ in range(2)]
+    assert states[0] is not states[1] and states[0]["seen"] is not states[1]["seen"]
+
+
+def test_bad_replies_are_rejected_with_a_clear_message():
+    class Bad(Counter):
+        def env_response(self, task, messages, state):
+            return [{"role": "assistant", "content": "I speak for the model"}]
+
+    env = Bad([Task(id="c", prompt="Go.")], max_turns=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="role"):
+        env.step("a")
+
+
+def test_verify_episode_defaults_to_verify_on_the_last_model_turn():
+    env = GuessNumber([Task(id="g", prompt="Guess.", answer="7")], max_turns=3)
+    env.reset(seed=0)
+    env.step("3")
+    assert env.step("7")[1] == 1.0
+
+
+def test_new_multi_turn_env_passes_the_checker():
+    check_env(Counter([Task(id="c", prompt="Go.")], max_turns=4, sum_turn_rewards=True))
+
+
+def test_max_episode_tokens_is_validated():
+    with pytest.raises(ValueError, match="max_episode_tokens"):
+        make_env(max_episode_tokens=0)
