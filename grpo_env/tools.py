@@ -361,10 +361,3 @@ class ToolEnv(VerifiableEnv):
         if reason:
             return VerifyResult.infra_error(f"tool infrastructure failed: {reason}")
         return self._safe_verify(task, self.final_answer(messages))
-
-    def close(self) -> None:
-        for tool in self.tools.values():
-            closer = getattr(tool.fn, "__self__", None)
-            if closer is not None and hasattr(closer, "close"):
-                closer.close()
-        super().close()
