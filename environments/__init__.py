@@ -62,3 +62,14 @@ envs.register(
     source=_BUILTIN,
     nondeterministic=True,
 )
+
+# ----- tools and multi-turn (issue 13) ------------------------------------------------------
+envs.register(
+    "math-python-v0",
+    "grpo_env.environments.math_python:MathPythonEnv",
+    description="Math problems with a `python` tool run in the Docker sandbox (stdout/stderr "
+    "back, capped, timeout); the final answer is scored by the math checker. Shipped set by "
+    "default, path=... or dataset='gsm_symbolic' (reasoning-gym); max_turns=4.",
+    source=_BUILTIN,
+    nondeterministic=True,
+)
