@@ -73,3 +73,12 @@ envs.register(
     source=_BUILTIN,
     nondeterministic=True,
 )
+envs.register(
+    "code-feedback-v0",
+    "grpo_env.environments.code_feedback:CodeFeedbackEnv",
+    description="A code-unittest task over several attempts (max_turns=3): after a failing "
+    "attempt the env says which tests failed and why; reward = share of tests the final "
+    "attempt passes (turn_penalty=... penalises extra turns). Beginner set by default.",
+    source=_BUILTIN,
+    nondeterministic=True,
+)
