@@ -118,3 +118,13 @@ def test_registered_with_the_beginner_set_and_a_gold_episode():
         env.close()
     with pytest.raises(ValueError):
         CodeFeedbackEnv([TASK], turn_penalty=1.0)
+
+
+def test_gymnasium_checker_passes():
+    from gymnasium.utils.env_checker import check_env
+
+    env = CodeFeedbackEnv([TASK], sandbox=DockerSandbox(image="grpo-env-no-such-image:0"))
+    try:
+        check_env(env, skip_render_check=True)  # random text: no code block, no sandbox run
+    finally:
+        env.close()

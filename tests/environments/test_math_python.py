@@ -183,3 +183,13 @@ def test_reasoning_gym_tasks():
     assert env.verify(task, f"\\boxed{{{task.answer}}}").score == 1.0
     with pytest.raises(ValueError):
         MathPythonEnv(size=5)
+
+
+def test_gymnasium_checker_passes():
+    from gymnasium.utils.env_checker import check_env
+
+    env = MathPythonEnv([TASK])
+    try:
+        check_env(env, skip_render_check=True)
+    finally:
+        env.close()
