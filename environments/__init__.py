@@ -63,7 +63,7 @@ envs.register(
     nondeterministic=True,
 )
 
-# ----- multi-turn (issue 13) ----------------------------------------------------------------
+# ----- multi-turn and tools (issue 13) ------------------------------------------------------
 
 envs.register(
     "guess-number-v0",
@@ -72,4 +72,22 @@ envs.register(
     "higher/lower feedback, max_turns guesses (default 3). Reward 1 when found; per-turn "
     "rewards 1 / 0 / -1 (right / wrong / invalid or repeated) for process supervision.",
     source=_BUILTIN,
+)
+envs.register(
+    "math-python-v0",
+    "grpo_env.environments.math_python:MathPythonEnv",
+    description="Math problems with a `python` tool run in the Docker sandbox (stdout/stderr "
+    "back, capped, timeout); the final answer is scored by the math checker. Shipped set by "
+    "default, path=... or dataset='gsm_symbolic' (reasoning-gym); max_turns=4.",
+    source=_BUILTIN,
+    nondeterministic=True,
+)
+envs.register(
+    "code-feedback-v0",
+    "grpo_env.environments.code_feedback:CodeFeedbackEnv",
+    description="A code-unittest task over several attempts (max_turns=3): after a failing "
+    "attempt the env says which tests failed and why; reward = share of tests the final "
+    "attempt passes (turn_penalty=... penalises extra turns). Beginner set by default.",
+    source=_BUILTIN,
+    nondeterministic=True,
 )

@@ -355,6 +355,15 @@ def normalize_reply(reply: Reply) -> Messages | None:
     return messages
 
 
+def scripted_turn(turns: Sequence[str] | None, messages: Messages) -> str | None:
+    """For ``gold_action``: the next of a scripted episode's model turns, given the transcript
+    so far (the turns already taken are its assistant messages); the last one repeats."""
+    if not turns:
+        return None
+    taken = sum(m["role"] == "assistant" for m in messages)
+    return turns[min(taken, len(turns) - 1)]
+
+
 def describe_crash(err: BaseException) -> str:
     """``Type: message (at file.py:LINE in function)``: where the innermost frame raised."""
     text = str(err).splitlines()[0][:300] if str(err) else ""

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from grpo_env.tool_calls import prepare_tool_chat, supports_tools, tool_messages_as_user
+
 Messages = list[dict[str, str]]
 
 # Plain words: a template may trim or escape content, but leaves these alone.
@@ -27,23 +29,15 @@ _BASE_USER = "grpoenvdeltabaseuser"
 _MARKER = "grpoenvdeltamarker"
 
 
-def template_supports_tools(tokenizer: Any) -> bool:
-    """Whether the tokenizer's chat template renders a ``tools=`` argument (it mentions it)."""
-    template = getattr(tokenizer, "chat_template", None)
-    if isinstance(template, dict):  # named templates: the default one
-        template = template.get("default") or next(iter(template.values()), None)
-    return isinstance(template, str) and "tools" in template
-
-
 def render_prompt(
     tokenizer: Any, messages: Sequence[dict[str, str]], tools: list[dict] | None = None
 ) -> list[int]:
-    """The prompt's token ids: the chat template with the assistant turn opened (``tools``
-    passed to templates that render them)."""
+    """The prompt's token ids: the chat template with the assistant turn opened. ``tools``
+    (function schemas) go to templates that render them; for the others they join the system
+    prompt (``grpo_env.tool_calls.prepare_tool_chat``)."""
     if getattr(tokenizer, "chat_template", None):
-        kwargs: dict[str, Any] = {}
-        if tools and template_supports_tools(tokenizer):
-            kwargs["tools"] = tools
+        messages, native = prepare_tool_chat(tokenizer, messages, tools)
+        kwargs: dict[str, Any] = {"tools": native} if native else {}
         text = tokenizer.apply_chat_template(
             list(messages), tokenize=False, add_generation_prompt=True, **kwargs
         )
@@ -63,6 +57,8 @@ def env_delta_text(
     if not getattr(tokenizer, "chat_template", None):
         return "\n\n" + "\n\n".join(m["content"] for m in messages) + "\n\n"
     base = [{"role": "user", "content": _BASE_USER}, {"role": "assistant", "content": _MARKER}]
+    if any(m["role"] == "tool" for m in messages) and not supports_tools(tokenizer):
+        messages = tool_messages_as_user(messages)
     text = tokenizer.apply_chat_template(
         base + [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
     )

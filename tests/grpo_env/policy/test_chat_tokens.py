@@ -5,7 +5,7 @@ import torch
 
 from grpo_env import Task, VerifiableEnv, VerifyResult
 from grpo_env.agents.losses import LossNormalizer, aggregate, policy_token_loss
-from grpo_env.policy.chat_tokens import ChatTokens, template_supports_tools
+from grpo_env.policy.chat_tokens import ChatTokens
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.logprobs import pack_sequences, token_logprobs
@@ -171,8 +171,3 @@ def test_a_turn_cut_without_end_token_gets_the_template_end_as_env_tokens():
     assert (
         tok.decode(env_ids) == "<|im_end|>\n<|im_start|>tool\n42<|im_end|>\n<|im_start|>assistant\n"
     )
-
-
-def test_template_supports_tools():
-    assert not template_supports_tools(char_tokenizer("ab"))
-    assert template_supports_tools(char_tokenizer("ab", chat_template="{{ tools }}{{ messages }}"))
