@@ -116,6 +116,16 @@ TOOLS_PROMPT_HEADER = (
 def supports_tools(tokenizer: Any) -> bool:
     """Whether ``tokenizer``'s chat template renders ``tools=`` and ``tool`` messages (Qwen2.5,
     Hermes, Llama 3.1 do; many small models' templates drop both silently)."""
+    return _renders_probe(tokenizer, with_schema=True)
+
+
+def renders_tool_role(tokenizer: Any) -> bool:
+    """Whether the chat template renders a ``tool`` message's content (with or without support
+    for ``tools=``); where it does not, tool results are sent as user turns."""
+    return _renders_probe(tokenizer, with_schema=False)
+
+
+def _renders_probe(tokenizer: Any, *, with_schema: bool) -> bool:
     if not getattr(tokenizer, "chat_template", None):
         return False
     probe = {
@@ -131,11 +141,12 @@ def supports_tools(tokenizer: Any) -> bool:
         {"role": "assistant", "content": "call"},
         {"role": "tool", "content": _PROBE_RESULT},
     ]
+    kwargs = {"tools": [probe]} if with_schema else {}
     try:
-        text = tokenizer.apply_chat_template(messages, tools=[probe], tokenize=False)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
     except Exception:  # templates raise on roles they do not know
         return False
-    return _PROBE_NAME in text and _PROBE_RESULT in text
+    return _PROBE_RESULT in text and (not with_schema or _PROBE_NAME in text)
 
 
 def tools_system_prompt(schemas: Sequence[Mapping[str, Any]]) -> str:
@@ -150,8 +161,9 @@ def prepare_tool_chat(
     """``(messages, tools)`` to pass to ``tokenizer.apply_chat_template``.
 
     Where the template supports tools, both go through unchanged. Otherwise the schemas join
-    the system prompt (``tools_system_prompt``) and each ``tool`` message becomes a ``user``
-    message wrapped in ``<tool_response>`` tags, and ``tools`` is None.
+    the system prompt (``tools_system_prompt``), ``tools`` is None, and, where the template
+    does not render the ``tool`` role either, each ``tool`` message becomes a ``user`` message
+    wrapped in ``<tool_response>`` tags.
     """
     out = [dict(m) for m in messages]
     if not schemas:
@@ -163,7 +175,7 @@ def prepare_tool_chat(
         out[0]["content"] = f"{out[0]['content']}\n\n{prompt}"
     else:
         out.insert(0, {"role": "system", "content": prompt})
-    return tool_messages_as_user(out), None
+    return (out if renders_tool_role(tokenizer) else tool_messages_as_user(out)), None
 
 
 def tool_messages_as_user(messages: Sequence[Mapping[str, str]]) -> Messages:

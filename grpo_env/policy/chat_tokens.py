@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from grpo_env.tool_calls import prepare_tool_chat, supports_tools, tool_messages_as_user
+from grpo_env.tool_calls import prepare_tool_chat, renders_tool_role, tool_messages_as_user
 
 Messages = list[dict[str, str]]
 
@@ -57,7 +57,7 @@ def env_delta_text(
     if not getattr(tokenizer, "chat_template", None):
         return "\n\n" + "\n\n".join(m["content"] for m in messages) + "\n\n"
     base = [{"role": "user", "content": _BASE_USER}, {"role": "assistant", "content": _MARKER}]
-    if any(m["role"] == "tool" for m in messages) and not supports_tools(tokenizer):
+    if any(m["role"] == "tool" for m in messages) and not renders_tool_role(tokenizer):
         messages = tool_messages_as_user(messages)
     text = tokenizer.apply_chat_template(
         base + [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
