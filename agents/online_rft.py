@@ -25,10 +25,11 @@ aggregated with the shared normalisers (``loss_agg``, default ``seq-mean-token-m
 ``1/|o|`` of the formula, then the mean over the batch's N samples: E over every sampled
 (q, o), kept or not, as in the formula; a step that keeps few samples takes a small step).
 There is no ratio clipping: every inner iteration (``mu``) maximises the likelihood again; so
-``epsilon_low``/``epsilon_high`` are unused. No KL (``beta`` is fixed at 0: no reference model
-is loaded). The update is the one every policy-gradient agent shares (``policy_gradient``):
-micro-batches with whole-batch normalisers, infra errors masked (never kept, never in the
-normaliser), truncations masked with ``mask_truncated``.
+``epsilon_low``/``epsilon_high`` are unused. No KL by default (``beta = 0``: no reference model
+is loaded, as in the paper); ``beta > 0`` adds GRPO's k3 KL to the reference to the loss.
+The update is the one every policy-gradient agent shares (``policy_gradient``): micro-batches
+with whole-batch normalisers, infra errors masked (never kept, never in the normaliser),
+truncations masked with ``mask_truncated``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import torch
 from pydantic import Field
 
 from grpo_env.agents.advantages import rejection_mask
-from grpo_env.agents.losses import SurrogateTerms, likelihood_token_loss
+from grpo_env.agents.losses import SurrogateTerms, k3_kl, likelihood_token_loss
 from grpo_env.agents.policy_gradient import (
     PolicyGradientAgent,
     PolicyGradientConfig,
@@ -57,7 +58,7 @@ KeepRule = Literal["threshold", "best"]
 class OnlineRFTConfig(PolicyGradientConfig):
     """Online RFT's knobs: which samples are kept; the optimiser's are every agent's."""
 
-    beta: float = Field(0.0, ge=0, le=0, description="no KL: RFT loads no reference model")
+    beta: float = Field(0.0, ge=0, description="k3 KL weight in the loss (0, RFT's: no reference)")
     keep: KeepRule = Field("threshold", description="threshold: r >= reward_threshold; best: "
                            "the group's best samples (if >= reward_threshold)")  # fmt: skip
     reward_threshold: float = Field(1.0, description="the lowest reward a kept sample has")
@@ -89,7 +90,11 @@ class OnlineRFTAgent(PolicyGradientAgent):
         advantages: torch.Tensor,
         ref_logp: torch.Tensor | None,
     ) -> tuple[torch.Tensor, SurrogateTerms, torch.Tensor | None]:
-        return likelihood_token_loss(logp, old_logp, advantages)
+        loss, terms, _ = likelihood_token_loss(logp, old_logp, advantages)
+        kl = k3_kl(logp, ref_logp) if ref_logp is not None else None
+        if kl is not None and self.config.beta:
+            loss = loss + self.config.beta * kl
+        return loss, terms, kl
 
     def empty_batch_metrics(self, groups: Sequence[Group]) -> dict[str, float]:
         return {**group_metrics(groups), "frac_kept": 0.0, "samples_kept": 0.0}

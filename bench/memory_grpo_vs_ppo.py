@@ -174,7 +174,7 @@ def measure_one(agent_name: str, mode: str, args: argparse.Namespace) -> dict[st
 # Each agent's own knobs in the benchmark (the rest get ``--beta``).
 AGENT_OPTIONS: dict[str, dict[str, Any]] = {
     "online_dpo": {"pairs": "all"},  # + max_pairs_per_group = G / 2: GRPO's 16 sequences
-    "online_rft": {},  # no KL, no reference
+    "online_rft": {"beta": 0.0},  # RFT's own: no KL, no reference
 }
 
 
