@@ -25,8 +25,11 @@ def test_every_baseline_learns_the_toy_task(tmp_path, name):
     # DAPO's overlong shaping penalises the last fifth of the budget: with 2 tokens that
     # would be the answer itself, so DAPO gets room to stop early.
     max_new_tokens = 6 if name == "dapo" else 2
+    # ReMax: once the greedy answer is right, right samples get A = 0 and only wrong ones move
+    # (A = -1), so it converges more slowly at GRPO's rate (0.71 at 3e-3 over these 100 steps).
+    lr = 5e-3 if name == "remax" else 3e-3
     rewards, summary = toy_learning_run(
-        tmp_path, {"name": name, "lr": 3e-3}, seed=0, max_new_tokens=max_new_tokens
+        tmp_path, {"name": name, "lr": lr}, seed=0, max_new_tokens=max_new_tokens
     )
     start, end = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert start < 0.3, rewards
