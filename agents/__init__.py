@@ -4,8 +4,9 @@ Each agent registers itself here with ``grpo_env.register_agent``; third-party a
 through the ``grpo_env.agents`` entry-point group. Entry points are ``"module:Class"`` strings,
 so nothing heavy is imported until an agent is made.
 
-Every learning agent but PPO is critic-free and shares one update (``policy_gradient``); they
-differ in their advantages and in where the KL to the reference goes.
+Every learning agent but PPO is critic-free; all but online DPO (a pairwise loss) share one
+update (``policy_gradient``): they differ in their advantages (or, for RFT, the coefficient of
+the log-likelihood) and in where the KL to the reference goes.
 """
 
 from grpo_env.registry import register_agent
@@ -62,5 +63,33 @@ register_agent(
     "grpo_env.agents.dapo:DAPOAgent",
     description="DAPO: GRPO with clip-higher, token-mean loss, dynamic sampling, overlong "
     "reward shaping, no KL.",
+    source=_BUILTIN,
+)
+register_agent(
+    "online_rft",
+    "grpo_env.agents.online_rft:OnlineRFTAgent",
+    description="Online rejection-sampling fine-tuning: maximise the likelihood of the samples "
+    "whose reward passes a threshold (or the group's best); no reference, no critic.",
+    source=_BUILTIN,
+)
+register_agent(
+    "rft",
+    "grpo_env.agents.rft:RFTAgent",
+    description="Offline RFT: samples from the initial policy for the run's budget, then "
+    "fine-tunes on the kept samples for several epochs.",
+    source=_BUILTIN,
+)
+register_agent(
+    "online_dpo",
+    "grpo_env.agents.online_dpo:OnlineDPOAgent",
+    description="Online DPO: best vs worst sample of each group as a preference pair, DPO loss "
+    "against the frozen reference.",
+    source=_BUILTIN,
+)
+register_agent(
+    "remax",
+    "grpo_env.agents.remax:ReMaxAgent",
+    description="ReMax: REINFORCE with the reward of the prompt's greedy completion as "
+    "baseline (one extra greedy sample per prompt).",
     source=_BUILTIN,
 )

@@ -313,3 +313,37 @@ def overlong_penalty(
     start = max_tokens - buffer
     over = (lengths.double() - start).clamp(min=0)
     return -factor * (over / buffer).clamp(max=1.0)
+
+
+def rejection_mask(
+    rewards: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    keep: Literal["threshold", "best"] = "threshold",
+    threshold: float = 1.0,
+) -> torch.Tensor:
+    """Which samples rejection-sampling fine-tuning keeps, ``[groups, G]`` bool: the gradient
+    coefficient ``GC = I(o)`` of DeepSeekMath's unified paradigm (sec. 5.2.1).
+
+    - ``threshold``: ``r_i >= threshold`` (DeepSeekMath's RFT: 1 if the answer is correct);
+    - ``best``: the samples tied for the group's best valid reward, and only if that reward
+      is ``>= threshold`` too (a group that all failed keeps nothing).
+
+    Masked samples (``valid`` False: infra errors) are never kept and never the best.
+    """
+    valid = _valid_or_all(rewards, valid)
+    above = (rewards >= threshold) & valid
+    if keep == "threshold":
+        return above
+    if keep != "best":
+        raise ValueError(f"keep must be 'threshold' or 'best', got {keep!r}")
+    lowest = torch.full_like(rewards, -torch.finfo(rewards.dtype).max)
+    best = torch.where(valid, rewards, lowest).amax(dim=1, keepdim=True)
+    return above & (rewards == best)
+
+
+def greedy_baseline_advantages(rewards: torch.Tensor, greedy_rewards: torch.Tensor) -> torch.Tensor:
+    """ReMax (Li et al. 2023): the baseline of every sample of a prompt is the reward of the
+    greedy completion of that prompt, ``A_i = r_i - r(greedy)``; ``[groups, G]`` and
+    ``[groups]`` in, ``[groups, G]`` out."""
+    return rewards - greedy_rewards.unsqueeze(1)

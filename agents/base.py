@@ -11,6 +11,7 @@ the same tasks in the same order.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -47,6 +48,12 @@ class Agent(ABC):
     """Base class of every agent (see the module docstring)."""
 
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+    # Whether the rollout adds one greedy completion per prompt, scored and attached to the
+    # Group as ``greedy`` (ReMax's baseline). The env never knows; the trainer counts it.
+    wants_greedy_sample: ClassVar[bool] = False
+    # False: the agent's update keeps no N-rank bookkeeping (global counts, lock-step passes),
+    # so the trainer refuses to run it on several ranks.
+    multi_rank: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -73,6 +80,14 @@ class Agent(ABC):
         """``n`` completions for each chat observation, sampled from the current policy."""
         prompts = [self.policy.encode_chat(obs) for obs in observations]
         return self.generator.generate(prompts, n, self.sampling)
+
+    def act_greedy(self, observations: Sequence[Messages]) -> list[Completion]:
+        """One greedy (temperature 0) completion per chat observation, same policy, same
+        length budget: what ``wants_greedy_sample`` asks the rollout for. Draws no random
+        numbers, so the sampled completions stay those of every other agent."""
+        prompts = [self.policy.encode_chat(obs) for obs in observations]
+        greedy = dataclasses.replace(self.sampling, temperature=0.0)
+        return [samples[0] for samples in self.generator.generate(prompts, 1, greedy)]
 
     def keep_group(self, group: Group) -> bool:
         """Whether a freshly scored group enters the batch (dynamic sampling says no to some)."""

@@ -182,3 +182,52 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean of ``values`` where ``mask`` is set (0.0 for an empty mask), as a Python float."""
     total = mask.sum()
     return float((values * mask).sum() / total) if total > 0 else 0.0
+
+
+def likelihood_token_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, coefficients: torch.Tensor
+) -> tuple[torch.Tensor, SurrogateTerms, None]:
+    """Rejection-sampling fine-tuning's per-token loss ``-GC * log pi(token)``: the negative
+    log-likelihood of the kept samples (``coefficients`` 1) and nothing for the others (0).
+    No ratio clipping (every inner iteration maximises the likelihood); the ratio to
+    ``old_logp`` is returned as a metric only."""
+    coef = coefficients.unsqueeze(1) if coefficients.dim() == 1 else coefficients
+    ratio = torch.exp(logp.detach() - old_logp)
+    never = torch.zeros_like(ratio, dtype=torch.bool)
+    terms = SurrogateTerms(
+        objective=coef * logp, ratio=ratio, clipped_low=never, clipped_high=never
+    )
+    return -coef * logp, terms, None
+
+
+DPOLossType = Literal["sigmoid", "ipo"]
+
+
+def dpo_loss(
+    chosen_logp: torch.Tensor,
+    rejected_logp: torch.Tensor,
+    chosen_ref: torch.Tensor,
+    rejected_ref: torch.Tensor,
+    beta: float,
+    loss_type: DPOLossType = "sigmoid",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DPO's loss per pair (Rafailov et al. 2023), from *sequence* logprobs ``[P]`` (the sum
+    of a completion's token logprobs) of the chosen (higher-rewarded) and rejected sample:
+
+        h = (log pi(o+) - log pi_ref(o+)) - (log pi(o-) - log pi_ref(o-))
+        sigmoid (DPO):  L = -log sigmoid(beta * h)
+        ipo (Azar et al. 2023):  L = (h - 1 / (2 beta))^2
+
+    Returns the loss ``[P]`` and the implicit rewards ``beta * (log pi - log pi_ref)`` of the
+    chosen and of the rejected samples (``[P]`` each, detached).
+    """
+    chosen_ratio = chosen_logp - chosen_ref
+    rejected_ratio = rejected_logp - rejected_ref
+    h = chosen_ratio - rejected_ratio
+    if loss_type == "sigmoid":
+        loss = -torch.nn.functional.logsigmoid(beta * h)
+    elif loss_type == "ipo":
+        loss = (h - 1.0 / (2.0 * beta)).square()
+    else:
+        raise ValueError(f"DPO loss type {loss_type!r} unknown; valid: sigmoid, ipo")
+    return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()

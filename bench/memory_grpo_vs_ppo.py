@@ -1,14 +1,21 @@
-"""Peak memory of one training step: GRPO vs PPO with its critic, same model, same batch.
+"""Peak memory of one training step: GRPO vs PPO with its critic (and online DPO, online RFT,
+ReMax beside them), same model, same batch.
 
 GRPO's papers claim it needs far less memory than PPO (about 40% less at 7B) because it drops
 the critic: a second network with its own weights, gradients and optimiser state. This measures
-what the difference is here. Four configurations, each in a fresh process so its peak is its
-own: {grpo, ppo} x {full fine-tuning, LoRA}, on the embedded SmolLM2-135M-Instruct (float32 on
+what the difference is here. Each configuration runs in a fresh process so its peak is its
+own: {grpo, ppo, online_dpo, online_rft, remax} x {full fine-tuning, LoRA}, on the embedded
+SmolLM2-135M-Instruct (float32 on
 CPU, bfloat16 on CUDA), one update on the same fixed batch: 2 prompts x G = 8 completions of
 exactly 64 tokens (synthetic token ids, rewards alternating 0/1 so every sample has a non-zero
 advantage), beta 0.04 (both keep a reference: a frozen copy under full fine-tuning, the base
 with adapters disabled under LoRA), micro-batches of 8, one optimiser step (Adam's state is
-created in it, as on the first step of a run).
+created in it, as on the first step of a run). The other agents on the same batch: online DPO
+with ``pairs = "all"`` capped at G/2 pairs per group (so it trains the same 16 sequences as
+GRPO, 8 pairs) and its own beta (the reference is always loaded); online RFT with no reference
+(it has no KL; samples with reward 1 kept, all 16 forwarded with coefficient 0 or 1); ReMax
+with beta 0.04 (a k3 KL in the loss, as GRPO) and a synthetic greedy sample per prompt (the
+greedy generation itself is rollout work, not part of the update measured here).
 
 Reported per configuration:
 - ``peak_rss_mb``: peak resident memory of the whole process (``ru_maxrss``): model load,
@@ -16,7 +23,8 @@ Reported per configuration:
 - ``setup_rss_mb``: resident memory once the agent is built (policy, reference, critic);
 - ``step_peak_rss_mb``: the highest RSS sampled every 2 ms during the update;
 - ``cuda_max_allocated_mb`` where a GPU is used (else null).
-and the saving ``1 - grpo / ppo`` of each, for full fine-tuning and LoRA.
+and the saving ``1 - grpo / ppo`` of each, for full fine-tuning and LoRA, then each agent's
+``step_peak_rss_mb`` (and CUDA peak) relative to GRPO's.
 
     flock /tmp/grpo-heavy.lock python bench/memory_grpo_vs_ppo.py
 
@@ -34,7 +42,8 @@ import threading
 import time
 from typing import Any
 
-CONFIGS = ("grpo:full", "ppo:full", "grpo:lora", "ppo:lora")
+AGENTS = ("grpo", "ppo", "online_dpo", "online_rft", "remax")
+CONFIGS = tuple(f"{agent}:{mode}" for mode in ("full", "lora") for agent in AGENTS)
 PROMPTS = (
     "State the final answer to the following arithmetic problem: 41 + 17 =",
     "State the final answer to the following arithmetic problem: 93 - 58 =",
@@ -70,8 +79,9 @@ class RssSampler:
         self.peak = max(self.peak, rss_mb())
 
 
-def fixed_groups(policy: Any, group_size: int, tokens: int) -> list[Any]:
-    """The benchmark's batch: real chat prompts, synthetic completions of exactly ``tokens``."""
+def fixed_groups(policy: Any, group_size: int, tokens: int, greedy: bool = False) -> list[Any]:
+    """The benchmark's batch: real chat prompts, synthetic completions of exactly ``tokens``
+    (``greedy``: plus a greedy sample per group, ReMax's baseline)."""
     import torch
 
     from grpo_env.types import Episode, Group, VerifyResult
@@ -101,7 +111,8 @@ def fixed_groups(policy: Any, group_size: int, tokens: int) -> list[Any]:
                     completion_ids=ids,
                 )
             )
-        groups.append(Group(group_id=f"g{p}", task_id=f"t{p}", episodes=episodes))
+        baseline = episodes[0].model_copy(update={"reward": 0.5}) if greedy else None
+        groups.append(Group(group_id=f"g{p}", task_id=f"t{p}", episodes=episodes, greedy=baseline))
     return groups
 
 
@@ -117,7 +128,10 @@ def measure_one(agent_name: str, mode: str, args: argparse.Namespace) -> dict[st
     torch.manual_seed(0)
     policy = load_policy(ModelConfig(name=args.model, lora=mode == "lora", device=args.device))
     factory = agents.resolve(agent_name).load()
-    options = {"beta": args.beta, "lr": 1e-6, "micro_batch_size": args.micro_batch_size}
+    options: dict[str, Any] = {"lr": 1e-6, "micro_batch_size": args.micro_batch_size}
+    options.update(AGENT_OPTIONS.get(agent_name, {"beta": args.beta}))
+    if agent_name == "online_dpo":
+        options["max_pairs_per_group"] = args.group_size // 2
     agent = factory(
         policy,
         HFGenerator(policy),
@@ -125,7 +139,7 @@ def measure_one(agent_name: str, mode: str, args: argparse.Namespace) -> dict[st
         factory.Config(**options),
         total_steps=1,
     )
-    groups = fixed_groups(policy, args.group_size, args.tokens)
+    groups = fixed_groups(policy, args.group_size, args.tokens, agent.wants_greedy_sample)
     cuda = policy.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -153,7 +167,15 @@ def measure_one(agent_name: str, mode: str, args: argparse.Namespace) -> dict[st
         if critic
         else 0,
         "samples_trained": metrics["samples_trained"],
+        "reference": getattr(agent, "reference", None) is not None,
     }
+
+
+# Each agent's own knobs in the benchmark (the rest get ``--beta``).
+AGENT_OPTIONS: dict[str, dict[str, Any]] = {
+    "online_dpo": {"pairs": "all"},  # + max_pairs_per_group = G / 2: GRPO's 16 sequences
+    "online_rft": {"beta": 0.0},  # RFT's own: no KL, no reference
+}
 
 
 def saving(grpo: float | None, ppo: float | None) -> float | None:
@@ -206,6 +228,23 @@ def main() -> None:
                 )
             }
     print(json.dumps(summary))
+    relative: dict[str, Any] = {"summary": "step peak relative to grpo (1.0 = the same)"}
+    for mode in ("full", "lora"):
+        grpo = results.get(f"grpo:{mode}")
+        if not grpo:
+            continue
+        relative[mode] = {
+            name: {
+                key: ratio(row[key], grpo[key])
+                for key in ("step_peak_rss_mb", "cuda_max_allocated_mb")
+            }
+            for name, row in ((c.split(":")[0], r) for c, r in results.items() if c.endswith(mode))
+        }
+    print(json.dumps(relative))
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else round(value / base, 3)
 
 
 if __name__ == "__main__":

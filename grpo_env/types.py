@@ -196,19 +196,25 @@ class Episode(BaseModel):
 
 
 class Group(BaseModel):
-    """The G episodes sampled for one task: the unit GRPO's baseline is computed over."""
+    """The G episodes sampled for one task: the unit GRPO's baseline is computed over.
+
+    ``greedy``: the greedy (temperature 0) completion of the same prompt, scored by the same
+    env, when the agent asked the rollout for one (ReMax's baseline). It is not one of the G
+    samples: no loss is taken on it and the reward statistics leave it out.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     group_id: str
     task_id: str
     episodes: list[Episode]
+    greedy: Episode | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Group:
         if not self.episodes:
             raise ValueError(f"group {self.group_id!r} has no episodes")
-        for episode in self.episodes:
+        for episode in [*self.episodes, *([self.greedy] if self.greedy else [])]:
             if episode.group_id != self.group_id or episode.task_id != self.task_id:
                 raise ValueError(
                     f"episode of task {episode.task_id!r}/group {episode.group_id!r} put in "

@@ -1,8 +1,11 @@
 """Rollout: turn tasks, an environment and an agent into scored ``Group``s.
 
 One rollout = one task, G completions sampled in one batched call (all of a step's prompts
-together), each scored by the environment. Multi-turn environments (``max_turns > 1``) are
-played turn by turn at the token level by ``grpo_env.training.multiturn``.
+together), each scored by the environment. An agent that sets ``wants_greedy_sample`` (ReMax)
+also gets one greedy completion per task, generated after the samples by the same policy and
+scored by the same env in the same call, attached to the Group as ``greedy``. Multi-turn
+environments (``max_turns > 1``) are played turn by turn at the token level by
+``grpo_env.training.multiturn``.
 
 Task order comes from ``TaskSampler``, owned by the trainer and seeded by the run's seed alone,
 so every agent sees the same tasks in the same order: the basis of fair comparisons.
@@ -27,6 +30,12 @@ Messages = list[dict[str, str]]
 
 class Actor(Protocol):
     def act(self, observations: Sequence[Messages], n: int) -> list[list[Completion]]: ...
+
+    # Optional: ``wants_greedy_sample: bool`` and ``act_greedy(observations) -> [Completion]``.
+
+
+def wants_greedy(actor: Any) -> bool:
+    return bool(getattr(actor, "wants_greedy_sample", False))
 
 
 @dataclass
@@ -95,6 +104,12 @@ def rollout_groups(
         # Multi-turn: token-level episodes (the actor's policy and generator, turn by turn).
         from grpo_env.training.multiturn import rollout_multiturn
 
+        if wants_greedy(actor):
+            raise ValueError(
+                f"{type(actor).__name__} needs a greedy episode per task as its baseline, which "
+                "is played for single-turn environments only; use another agent on "
+                f"{type(env).__name__} (max_turns={env.max_turns})"
+            )
         if not all(hasattr(actor, a) for a in ("policy", "generator", "sampling")):
             raise TypeError(
                 f"{type(actor).__name__} cannot play multi-turn episodes: it needs a policy, "
@@ -107,35 +122,54 @@ def rollout_groups(
     for task in tasks:
         observation, _ = env.reset(options={"task": task})
         observations.append(observation)
+    greedy: list[Completion | None] = [None] * len(observations)
     if seeds is None:
         completions = actor.act(observations, group_size)
+        if wants_greedy(actor):  # after the samples: greedy draws no random numbers anyway
+            greedy = list(actor.act_greedy(observations))  # type: ignore[attr-defined]
     else:
         completions = []
-        for observation, seed in zip(observations, seeds, strict=True):
+        for i, (observation, seed) in enumerate(zip(observations, seeds, strict=True)):
             torch.manual_seed(seed)
             completions.extend(actor.act([observation], group_size))
+            if wants_greedy(actor):
+                greedy[i] = actor.act_greedy([observation])[0]  # type: ignore[attr-defined]
     groups = []
-    for index, (task, observation, samples) in enumerate(
-        zip(tasks, observations, completions, strict=True)
+    for index, (task, observation, samples, best) in enumerate(
+        zip(tasks, observations, completions, greedy, strict=True)
     ):
         if len(samples) != group_size:
             raise RuntimeError(f"the actor returned {len(samples)} completions, not {group_size}")
-        results = env.score_many(task, [c.text for c in samples])
+        scored = [*samples, best] if best is not None else list(samples)
+        results = env.score_many(task, [c.text for c in scored])  # one call: scored together
         group_id = f"{tag}/{first_index + index}/{task.id}"
         episodes = [
-            Episode(
-                task_id=task.id,
-                group_id=group_id,
-                prompt=observation,
-                completion=sample.text,
-                reward=float(result.score),
-                result=result,
-                truncated=sample.truncated,
-                prompt_ids=sample.prompt_ids,
-                completion_ids=sample.token_ids,
-                logprobs=sample.logprobs,
-            )
-            for sample, result in zip(samples, results, strict=True)
+            _episode(task, group_id, observation, sample, result)
+            for sample, result in zip(scored, results, strict=True)
         ]
-        groups.append(Group(group_id=group_id, task_id=task.id, episodes=episodes))
+        groups.append(
+            Group(
+                group_id=group_id,
+                task_id=task.id,
+                episodes=episodes[:group_size],
+                greedy=episodes[group_size] if best is not None else None,
+            )
+        )
     return groups
+
+
+def _episode(
+    task: Task, group_id: str, observation: Messages, sample: Completion, result: Any
+) -> Episode:
+    return Episode(
+        task_id=task.id,
+        group_id=group_id,
+        prompt=observation,
+        completion=sample.text,
+        reward=float(result.score),
+        result=result,
+        truncated=sample.truncated,
+        prompt_ids=sample.prompt_ids,
+        completion_ids=sample.token_ids,
+        logprobs=sample.logprobs,
+    )

@@ -235,6 +235,8 @@ class Trainer:
             )
         if self.agent.refill_rounds:
             raise ValueError("dynamic sampling (refills) is not supported on several ranks yet")
+        if not getattr(self.agent, "multi_rank", True):
+            raise ValueError(f"{type(self.agent).__name__} runs in one process only (no ranks)")
         if getattr(self.agent, "advantages_need_whole_batch", False):
             raise ValueError(
                 f"{type(self.agent).__name__} normalises advantages over the whole batch "
@@ -422,12 +424,16 @@ class Trainer:
         elapsed = time.perf_counter() - started
         # Tokens the model sampled (a multi-turn episode's env tokens are not generated).
         tokens = sum(e.model_tokens for g in all_groups for e in g.episodes)
+        greedy = [g.greedy for g in all_groups if g.greedy is not None]
+        tokens += sum(e.model_tokens for e in greedy)
         metrics = {
             "gen_seconds": elapsed,
             "gen_tokens": float(tokens),
             "gen_tokens_per_s": tokens / max(elapsed, 1e-9),
             "groups_dropped": float(dropped),
             "refill_rounds": float(rounds),
+            # The step's sample budget: every completion generated, greedy baselines included.
+            "samples_generated": float(sum(len(g) for g in all_groups) + len(greedy)),
         }
         return groups, metrics, batch
 
@@ -553,6 +559,7 @@ class Trainer:
 
 # Rollout and update metrics that are counts: added over the ranks (the rest are averaged).
 SUMMED_METRICS = ("gen_tokens", "gen_tokens_per_s", "groups_dropped", "samples_trained")
+SUMMED_METRICS += ("samples_generated",)
 SUMMED_METRICS += ("masked_infra_error", "masked_truncated")
 
 

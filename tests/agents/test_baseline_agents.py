@@ -33,6 +33,7 @@ from grpo_env.training.trainer import Trainer
 
 SAMPLING = SamplingParams(max_new_tokens=4, temperature=1.0)
 LEARNERS = ["grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "dr_grpo", "dapo"]
+LEARNERS += ["online_rft", "remax"]  # the shared update, with their own coefficients
 
 
 def make_agent(name, model_dir, *, lora=True, sampling=SAMPLING, **options):

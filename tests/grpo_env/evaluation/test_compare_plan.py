@@ -86,6 +86,20 @@ def test_file_table_and_command_line_merge(tmp_path):
         build_compare_options(env=None, out=tmp_path / "o")
 
 
+def test_the_all_agents_comparison_plans_every_agent(tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "bench" / "compare_all_agents.toml"
+    built = build_compare_options(env=None, out=tmp_path / "o", config_file=config)
+    agents = ["grpo", "ppo", "rloo", "online_rft", "online_dpo", "remax", "frozen"]
+    assert built.agents == agents and built.seeds == [0, 1, 2]
+    configs = plan_runs(built.model_copy(update={"base": {**built.base, "model": {"name": "m"}}}))
+    assert [c.agent.name for c in configs] == [a for a in agents for _ in range(3)]
+    assert all(c.agent.options() == {"lr": 3e-4} for c in configs if c.agent.name != "frozen")
+    with_kl = plan_runs(options(tmp_path, agents=agents[3:6], agent={"beta": 0.04}))
+    assert {c.agent.options()["beta"] for c in with_kl} == {0.04}  # every one takes beta
+
+
 def test_held_out_split_is_used_for_evaluation_when_the_env_has_one(tmp_path):
     built = build_compare_options(env="math-chain-sum", out=tmp_path / "o")
     assert built.base["eval"]["env_kwargs"] == {"split": "test"}
