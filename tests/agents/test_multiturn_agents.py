@@ -140,7 +140,7 @@ def test_env_tokens_get_exactly_zero_gradient_in_the_update(game_model, monkeypa
 
 
 def test_infra_errors_are_masked_for_every_agent(game_model):
-    for name in LEARNERS:
+    for name in [*LEARNERS, "online_rft"]:
         agent = make_agent(name, game_model)
         groups = multiturn_groups(agent)
         groups[0].episodes[0].result = VerifyResult.infra_error("sandbox down")
@@ -148,6 +148,35 @@ def test_infra_errors_are_masked_for_every_agent(game_model):
         metrics = agent.update(groups)
         assert metrics["masked_infra_error"] == 1.0, name
         assert metrics["samples_trained"] == sum(len(g) for g in groups) - 1, name
+
+
+def test_online_dpo_scores_a_transcript_by_its_model_tokens_only(game_model):
+    agent = make_agent("online_dpo", game_model, micro_batch_size=64)
+    groups = multiturn_groups(agent)
+    pairs, _ = agent.make_pairs(groups)
+    assert pairs
+    ((chunk, batch),) = agent.pair_batches(pairs)
+    rows = [e for p in chunk for e in (p.chosen, p.rejected)]
+    assert any(0 in e.loss_mask for e in rows)  # env tokens are in these sequences
+    from grpo_env.policy.logprobs import token_logprobs
+
+    with torch.no_grad():
+        logp, _ = token_logprobs(agent.policy.model, batch, SAMPLING.temperature)
+        summed = agent.sequence_logps(batch)
+    for row, episode in enumerate(rows):
+        mask = torch.tensor(episode.loss_mask, dtype=torch.float32)
+        expected = (logp[row, : len(mask)].float() * mask).sum()
+        assert torch.allclose(summed[row], expected, atol=1e-5), row
+        # ... which is not the sum over every token after the prompt.
+        if 0 in episode.loss_mask:
+            assert not torch.allclose(summed[row], logp[row, : len(mask)].float().sum())
+
+
+def test_remax_refuses_multi_turn_envs_clearly(game_model):
+    agent = make_agent("remax", game_model)
+    env = guess_number_env()
+    with pytest.raises(ValueError, match="single-turn environments only"):
+        rollout_groups(env, agent, [env.tasks[0]], 4, tag="t")
 
 
 def test_ppo_gae_runs_over_model_tokens_only():
