@@ -86,6 +86,8 @@ def resolve_precision(spec: str, device: torch.device, lora: bool) -> Precision:
             reason = "auto: CUDA"
         elif device.type == "cpu" and cpu_bf16_units():
             reason = f"auto: CPU has {'+'.join(cpu_bf16_units())}"
+        elif device.type == "cpu" and os.environ.get("GRPO_ENV_CPU_BF16") == "0":
+            return Precision(reason="auto: GRPO_ENV_CPU_BF16=0 turns CPU bf16 off")
         else:
             return Precision(reason=f"auto: {device.type} without bf16 matrix units")
     else:

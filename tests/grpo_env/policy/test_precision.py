@@ -31,9 +31,13 @@ def test_auto_follows_the_cpus_bf16_units(monkeypatch):
     lora = resolve_precision("auto", CPU, lora=True)  # the frozen base in bf16, adapters fp32
     assert (lora.weights, lora.autocast) == (torch.bfloat16, torch.bfloat16)
     monkeypatch.setattr(precision_module, "cpu_bf16_units", lambda: ())
+    monkeypatch.delenv("GRPO_ENV_CPU_BF16", raising=False)
     assert resolve_precision("auto", CPU, lora=False) == Precision(
         reason="auto: cpu without bf16 matrix units"
     )
+    # The tests' own switch says so, rather than blaming the CPU.
+    monkeypatch.setenv("GRPO_ENV_CPU_BF16", "0")
+    assert "GRPO_ENV_CPU_BF16=0" in resolve_precision("auto", CPU, lora=False).describe()
 
 
 def test_explicit_dtypes_and_the_cuda_rule():
