@@ -133,7 +133,7 @@ class DockerWorker(Worker):
             self.api.start(self.container_id)
         except ImageNotFound:
             self.kill()
-            raise EngineDown(engines.image_missing(image, host)) from None
+            raise engines.image_missing(image, host) from None
         except APIError as err:
             self.kill()
             explanation = (err.explanation or str(err)).splitlines()[0][:300]
@@ -143,7 +143,8 @@ class DockerWorker(Worker):
         except Exception as err:
             self.kill()
             if _is_connection_error(err):  # the engine went away since the client connected
-                raise EngineDown(engines.unreachable(type(err).__name__, host)) from None
+                reason = type(err).__name__
+                raise EngineDown(engines.unreachable(reason, host), reason) from None
             raise SandboxUnavailable(f"could not start a sandbox container: {err}") from None
 
     def _send(self, data: bytes) -> None:
@@ -261,7 +262,7 @@ class DockerSandbox(PooledSandbox):
                 worker = DockerWorker(client, self.image, limits, labels, engine)
             except EngineDown as err:  # that engine only: try the next one that is up
                 self.engines.release(engine)
-                self.engines.mark_down(engine, str(err))
+                self.engines.mark_down(engine, err)
                 continue
             except BaseException:
                 self.engines.release(engine)
@@ -284,11 +285,11 @@ class DockerSandbox(PooledSandbox):
             if engine is None:
                 raise
             # No reply: did the box fail, or its whole engine? The others go on either way.
-            reason = engine.down_reason or engine.health(self.image)
-            if not reason:
+            why = engine.down or engine.health(self.image)
+            if why is None:
                 raise type(err)(f"{err} (on engine {engine.name})") from None
-            self.engines.mark_down(engine, reason)
-            raise WorkerLost(f"Docker engine {engine.name} went down: {reason}") from None
+            self.engines.mark_down(engine, why)
+            raise WorkerLost(f"Docker engine {engine.name} went down ({why.brief})") from None
 
 
 def _limits_for(key: Hashable) -> Limits:

@@ -31,7 +31,12 @@ RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
 
 
 class EngineDown(SandboxUnavailable):
-    """One engine cannot take containers (unreachable, image missing); others may."""
+    """One engine cannot take containers (unreachable, image missing); others may.
+    ``brief`` is the reason in a few words, for messages that list several engines."""
+
+    def __init__(self, message: str, brief: str = ""):
+        super().__init__(message)
+        self.brief = brief or message
 
 
 def parse_hosts(hosts: str | Sequence[str] | None) -> list[str]:
@@ -79,21 +84,27 @@ def _first_line(err: BaseException) -> str:
     return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
 
 
-def client_for(host: str | None, timeout: int = CLIENT_TIMEOUT_S, tls: Any = None) -> Any:
-    """A ``docker.DockerClient`` for ``host`` (None: the environment's engine), not yet
-    pinged. TLS (tcp only) is ``tls`` or what DOCKER_TLS_VERIFY / DOCKER_CERT_PATH say."""
+def client_kwargs(host: str, timeout: int = CLIENT_TIMEOUT_S, tls: Any = None) -> dict[str, Any]:
+    """``docker.DockerClient`` arguments for ``host``: TLS (tcp only) is ``tls`` or what
+    DOCKER_TLS_VERIFY / DOCKER_CERT_PATH say; ``ssh://`` goes through the ``ssh`` program."""
     import docker
 
-    if host is None:
-        return docker.from_env(timeout=timeout)
     scheme = host.partition("://")[0] if "://" in host else "tcp"
     kwargs = docker.utils.kwargs_from_env()
     if tls is not None:
         kwargs["tls"] = tls
     if scheme not in ("tcp", "http", "https"):
         kwargs.pop("tls", None)
-    kwargs["base_url"] = host
-    return docker.DockerClient(**kwargs, timeout=timeout, use_ssh_client=scheme == "ssh")
+    return {**kwargs, "base_url": host, "timeout": timeout, "use_ssh_client": scheme == "ssh"}
+
+
+def client_for(host: str | None, timeout: int = CLIENT_TIMEOUT_S, tls: Any = None) -> Any:
+    """A ``docker.DockerClient`` for ``host`` (None: the environment's engine)."""
+    import docker
+
+    if host is None:
+        return docker.from_env(timeout=timeout)
+    return docker.DockerClient(**client_kwargs(host, timeout, tls))
 
 
 def connect(host: str | None = None, timeout: int = CLIENT_TIMEOUT_S, tls: Any = None) -> Any:
@@ -106,20 +117,22 @@ def connect(host: str | None = None, timeout: int = CLIENT_TIMEOUT_S, tls: Any =
         client = client_for(host, timeout, tls)
         client.ping()
     except Exception as err:  # DockerException, requests' ConnectionError, PermissionError...
-        raise EngineDown(unreachable(_first_line(err), host)) from None
+        reason = _first_line(err)
+        raise EngineDown(unreachable(reason, host), f"not reachable: {reason}") from None
     return client
 
 
-def image_missing(image: str, host: str | None) -> str:
+def image_missing(image: str, host: str | None) -> EngineDown:
     if host is None:
-        return (
+        return EngineDown(
             f"sandbox image {image!r} not found: build it with `grpo-env sandbox build "
             "--offline` (or `grpo-env sandbox build` where a registry is reachable)"
         )
-    return (
-        f"sandbox image {image!r} not found on engine {host}: copy it there with "
-        f"`docker save {image} | docker -H {host} load` (or build it there: "
-        f"DOCKER_HOST={host} grpo-env sandbox build --offline)"
+    copy = f"`docker save {image} | docker -H {host} load`"
+    return EngineDown(
+        f"sandbox image {image!r} not found on engine {host}: copy it there with {copy} "
+        f"(or build it there: DOCKER_HOST={host} grpo-env sandbox build --offline)",
+        f"no image {image!r}; copy it there: {copy}",
     )
 
 
@@ -128,10 +141,10 @@ class Engine:
 
     def __init__(self, host: str | None, tls: Any = None, client: Any = None):
         self.host = host
-        self.name = engine_name(host) if client is None else str(client.api.base_url)
+        self.name = engine_name(host)
         self.tls = tls
         self.load = 0  # containers started or starting here (the pool's share of it)
-        self.down_reason = ""  # empty while up
+        self.down: EngineDown | None = None  # why it is down; None while up
         self.generation = 0  # bumped when it goes down: containers of before are gone
         self.retry_at = 0.0
         self.backoff = RETRY_FIRST_S
@@ -140,7 +153,7 @@ class Engine:
 
     @property
     def up(self) -> bool:
-        return not self.down_reason
+        return self.down is None
 
     def client(self, on_connect: Callable[[Any], Any] | None = None) -> Any:
         with self._lock:
@@ -151,24 +164,25 @@ class Engine:
                 self._client = client
             return self._client
 
-    def health(self, image: str) -> str:
-        """Why this engine cannot take sandboxes now ("" if it can): a ping with a short
+    def health(self, image: str) -> EngineDown | None:
+        """Why this engine cannot take sandboxes now (None if it can): a ping with a short
         timeout, then the image."""
         from docker.errors import ImageNotFound
 
         try:
             client = connect(self.host, timeout=PING_TIMEOUT_S, tls=self.tls)
         except EngineDown as err:
-            return str(err)
+            return err
         try:
             client.api.inspect_image(image)
         except ImageNotFound:
             return image_missing(image, self.host)
         except Exception as err:
-            return unreachable(_first_line(err), self.host)
+            reason = _first_line(err)
+            return EngineDown(unreachable(reason, self.host), f"not answering: {reason}")
         finally:
             client.close()
-        return ""
+        return None
 
     def forget_client(self) -> None:
         """Its connections died with it: reconnect (and clean up) when it is back. Not
@@ -190,7 +204,7 @@ class EngineSet:
         on_connect: Callable[[Any], Any] | None = None,
     ):
         if client is not None:  # one given client: that engine only
-            self.engines = [Engine(None, client=client)]
+            self.engines = [Engine(hosts[0] if hosts else None, tls, client=client)]
         else:
             self.engines = [Engine(host, tls) for host in hosts]
         self.image = image
@@ -220,21 +234,24 @@ class EngineSet:
         with self._lock:
             engine.load -= 1
 
-    def mark_down(self, engine: Engine, reason: str) -> None:
+    def mark_down(self, engine: Engine, why: EngineDown, *, retried: bool = False) -> None:
+        """``engine`` is down (``retried``: still down when asked again, so the back-off
+        doubles; many runs failing at once on it count once)."""
         with self._lock:
             was_up = engine.up
-            engine.backoff = RETRY_FIRST_S if was_up else min(engine.backoff * 2, RETRY_MAX_S)
-            engine.retry_at = time.monotonic() + engine.backoff
-            engine.down_reason = reason
+            if was_up or retried:
+                engine.backoff = RETRY_FIRST_S if was_up else min(engine.backoff * 2, RETRY_MAX_S)
+                engine.retry_at = time.monotonic() + engine.backoff
+            engine.down = why
             if was_up:
                 engine.generation += 1
         if was_up:
             engine.forget_client()
             others = sum(e.up for e in self.engines)
             log.warning(
-                "Docker engine %s is down (%s); %d other engine(s) up, asking it again in %g s",
+                "Docker engine %s is down (%s); %d engine(s) left, asking it again in %g s",
                 engine.name,
-                reason,
+                why.brief,
                 others,
                 engine.backoff,
             )
@@ -248,12 +265,12 @@ class EngineSet:
             for engine in due:  # claimed: other threads wait for the next back-off
                 engine.retry_at = now + RETRY_MAX_S
         for engine in due:
-            reason = engine.health(self.image)
-            if reason:
-                self.mark_down(engine, reason)
+            why = engine.health(self.image)
+            if why is not None:
+                self.mark_down(engine, why, retried=True)
                 continue
             with self._lock:
-                engine.down_reason = ""
+                engine.down = None
             log.warning("Docker engine %s answers again; it takes new sandboxes", engine.name)
 
     def should_leave(self, engine: Engine, generation: int) -> bool:
@@ -269,12 +286,13 @@ class EngineSet:
             return any(e.up and e.load <= engine.load - 2 for e in self.engines)
 
     def all_down(self) -> str:
-        if len(self.engines) == 1:
-            return self.engines[0].down_reason
-        reasons = "; ".join(f"{e.name}: {e.down_reason}" for e in self.engines)
+        downs = [(e.name, e.down) for e in self.engines if e.down is not None]
+        if len(self.engines) == 1 and downs:
+            return str(downs[0][1])
+        reasons = "; ".join(f"{name} {why.brief}" for name, why in downs)
         return (
-            f"all {len(self.engines)} Docker engines are down ({reasons}); each is asked again "
-            f"after a back-off of up to {RETRY_MAX_S:g} s"
+            f"all {len(self.engines)} Docker engines are down: {reasons}. Each is asked again "
+            f"after a back-off of up to {RETRY_MAX_S:g} s; `grpo-env sandbox doctor` checks them"
         )
 
     def check(self) -> None:
@@ -289,9 +307,9 @@ class EngineSet:
                 client = engine.client(self.on_connect)
                 client.api.inspect_image(self.image)
             except EngineDown as err:
-                self.mark_down(engine, str(err))
+                self.mark_down(engine, err)
             except ImageNotFound:
-                missing.append(image_missing(self.image, engine.host))
+                missing.append(str(image_missing(self.image, engine.host)))
             except Exception as err:
                 raise SandboxUnavailable(f"Docker engine error at {engine.name}: {err}") from None
         if missing:
