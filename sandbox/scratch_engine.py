@@ -1,6 +1,7 @@
 """A throwaway second Docker engine on this machine, for tests and benchmarks of several
-engines: its own ``dockerd`` with its own socket, data root, exec root and containerd, which
-can be killed (SIGKILL, as a crash would) without touching the machine's main engine.
+engines: its own ``dockerd`` with its own socket, data root, exec root, containerd and network
+namespace, which can be killed (SIGKILL, as a crash would) without touching the machine's main
+engine.
 
     with ScratchEngine() as engine:               # needs root and dockerd
         engine.load_image("grpo-env-sandbox:1")  # copied from the main engine
@@ -31,8 +32,8 @@ def scratch_engine_unavailable() -> str:
     """Why no scratch engine can start here ("" if one can)."""
     if os.geteuid() != 0:
         return "a second dockerd needs root"
-    if shutil.which("dockerd") is None:
-        return "no dockerd program on PATH"
+    if shutil.which("dockerd") is None or shutil.which("unshare") is None:
+        return "no dockerd (or unshare) program on PATH"
     return ""
 
 
@@ -61,13 +62,17 @@ class ScratchEngine:
         """Start (or restart, after ``kill``) the daemon and wait until it answers."""
         d = self.dir
         self._forget_dead_containerd()
+        # Its own network namespace (unshare execs dockerd: the pid stays the daemon's): its
+        # default bridge, docker0, is its own. Never --bridge=none on a shared host: dockerd
+        # then deletes the host's docker0, the main engine's bridge.
         argv = [
+            "unshare",
+            "--net",
             "dockerd",
             f"--host={self.url}",
             f"--data-root={d}/data",
             f"--exec-root={d}/exec",
             f"--pidfile={d}/docker.pid",
-            "--bridge=none",  # sandboxes have no network; no bridge, no iptables rules
             "--iptables=false",
             "--ip-masq=false",
             "--shutdown-timeout=2",  # stopping: containers get 2 s, not 15
