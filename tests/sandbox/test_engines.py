@@ -5,7 +5,10 @@ sandboxes again once it is back. The engines are real: a second ``dockerd`` star
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,6 +22,7 @@ from grpo_env.sandbox import DockerSandbox, ExecutionRequest, SandboxUnavailable
 from grpo_env.sandbox import TestSuite as Suite
 from grpo_env.sandbox.commands import make_sandbox
 from grpo_env.sandbox.docker_backend import INSTANCE_LABEL
+from grpo_env.sandbox.doctor import run_doctor
 from grpo_env.sandbox.engines import HOSTS_ENV, client_kwargs, engine_hosts, parse_hosts
 from grpo_env.sandbox.scratch_engine import ScratchEngine
 from grpo_env.sandbox.testing import scratch_engine_or_skip
@@ -108,6 +112,28 @@ def test_all_engines_down_is_one_clear_infra_error(tmp_path):
     assert verdict.status is Status.INFRA_ERROR
     assert "all 2 Docker engines are down" in verdict.details["reason"]
     env.close()
+
+
+def test_doctor_reports_each_engine(tmp_path):
+    gone = f"unix://{tmp_path}/gone.sock"
+    report = run_doctor(docker_hosts=[gone])
+    (engine,) = report.engines
+    assert (engine.host, engine.reachable, engine.ok, report.ok) == (gone, False, False, False)
+    assert "not reachable" in engine.error and gone in report.error
+    command = [sys.executable, "-c", "from grpo_env.cli import main; main()"]
+    args = ["sandbox", "doctor", "--json", "--docker-host", gone, "--docker-host", gone + "2"]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    shown = json.loads(done.stdout)
+    assert [e["host"] for e in shown["engines"]] == [gone, gone + "2"]
+    assert shown["ok"] is False and not any(e["reachable"] for e in shown["engines"])
+    bad = subprocess.run(
+        [*command, "sandbox", "doctor", "--docker-host", "ftp://x"],
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "bad Docker engine URL" in bad.stderr
 
 
 # ----- two real engines ------------------------------------------------------------------
