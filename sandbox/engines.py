@@ -306,6 +306,8 @@ class EngineSet:
             try:
                 client = engine.client(self.on_connect)
                 client.api.inspect_image(self.image)
+                with self._lock:
+                    engine.down = None  # answers with the image: up, whatever it was before
             except EngineDown as err:
                 self.mark_down(engine, err)
             except ImageNotFound:

@@ -23,7 +23,13 @@ from grpo_env.sandbox import TestSuite as Suite
 from grpo_env.sandbox.commands import make_sandbox
 from grpo_env.sandbox.docker_backend import INSTANCE_LABEL
 from grpo_env.sandbox.doctor import run_doctor
-from grpo_env.sandbox.engines import HOSTS_ENV, client_kwargs, engine_hosts, parse_hosts
+from grpo_env.sandbox.engines import (
+    HOSTS_ENV,
+    EngineDown,
+    client_kwargs,
+    engine_hosts,
+    parse_hosts,
+)
 from grpo_env.sandbox.scratch_engine import ScratchEngine
 from grpo_env.sandbox.testing import scratch_engine_or_skip
 
@@ -150,6 +156,17 @@ def scratch(docker_sandbox) -> Iterator[ScratchEngine]:
 @pytest.fixture
 def main_url(docker_sandbox) -> str:
     return docker_sandbox.engines.engines[0].name
+
+
+@pytest.mark.docker
+def test_a_down_engine_waits_its_back_off_unless_a_check_finds_it_well(main_url):
+    with DockerSandbox(docker_hosts=[main_url], concurrency=1) as sandbox:
+        engine = sandbox.engines.engines[0]
+        sandbox.engines.mark_down(engine, EngineDown("gone for a moment"))
+        result = sandbox.run(REQUEST)  # inside its back-off: not asked again yet
+        assert result.status.value == "sandbox_error" and "gone for a moment" in result.error
+        sandbox.check()
+        assert engine.up and sandbox.run(REQUEST).status.value == "passed"
 
 
 class Recording(DockerSandbox):
