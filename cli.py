@@ -423,6 +423,15 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+DockerHostsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--docker-host",
+        help="Docker engine URL (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, "
+        "ssh://user@host); repeat for several. Default: $GRPO_ENV_DOCKER_HOSTS "
+        "(comma-separated), else DOCKER_HOST or the local socket.",
+    ),
+]
 
 
 @sandbox_app.command("run")
@@ -472,6 +481,7 @@ def sandbox_run(
     image: Annotated[
         str | None, typer.Option(help="Sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE).")
     ] = None,
+    docker_host: DockerHostsOption = None,
 ) -> None:
     """Run SOLUTION.py against TESTS in the sandbox and report each test.
 
@@ -489,6 +499,7 @@ def sandbox_run(
         tests,
         sandbox=sandbox,
         image=image,
+        docker_hosts=docker_host,
         limits=limits,
         fmt=fmt,
         entry_point=entry_point,
@@ -579,36 +590,48 @@ def sandbox_doctor(
         str | None, typer.Option(help="Sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    docker_host: DockerHostsOption = None,
 ) -> None:
-    """Check the Docker engine, the image, which limits the kernel really enforces (each is
-    tried from inside a sandbox) and the verdicts of a smoke test. Exits 1 on any failure."""
+    """Check each Docker engine (reachable, version, image present), which limits its kernel
+    really enforces (each tried from inside a sandbox) and the verdicts of a smoke test.
+    Exits 1 on any failure."""
     from grpo_env.sandbox.doctor import run_doctor
 
-    report = run_doctor(image, progress=None if as_json else _progress)
+    try:
+        report = run_doctor(image, None if as_json else _progress, docker_host)
+    except ValueError as err:  # a malformed engine URL
+        raise typer.BadParameter(str(err), param_hint="--docker-host") from None
     if as_json:
-        print(json.dumps({**report.model_dump(), "ok": report.ok}, indent=2))
+        engines = [{**e.model_dump(), "ok": e.ok} for e in report.engines]
+        print(json.dumps({"engines": engines, "ok": report.ok}, indent=2))
     else:
-        for title, facts in (("engine", report.engine), ("image", report.image)):
-            if facts:
-                console.print(
-                    f"[bold]{title}[/bold]: " + ", ".join(f"{k} {v}" for k, v in facts.items())
-                )
-        if report.checks:
-            _print_outcomes(
-                "sandbox",
-                [
-                    CheckOutcome(
-                        name=c.name, passed=c.ok, detail=f"{c.observed} (want {c.expected})"
-                    )
-                    for c in report.checks
-                ],
-                as_json=False,
-            )
-        if report.error:
-            err_console.print(f"[red]error:[/red] {escape(report.error)}", highlight=False)
+        for engine in report.engines:
+            _print_engine_report(engine, titled=len(report.engines) > 1)
         console.print("[green]sandbox OK[/green]" if report.ok else "[red]sandbox NOT OK[/red]")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _print_engine_report(report: Any, *, titled: bool) -> None:
+    if titled:
+        state = "[green]reachable[/green]" if report.reachable else "[red]unreachable[/red]"
+        console.print(f"[bold]{escape(report.host)}[/bold]: {state}")
+    for title, facts in (("engine", report.engine), ("image", report.image)):
+        if facts:
+            console.print(
+                f"[bold]{title}[/bold]: " + ", ".join(f"{k} {v}" for k, v in facts.items())
+            )
+    if report.checks:
+        _print_outcomes(
+            f"sandbox on {report.host}" if titled else "sandbox",
+            [
+                CheckOutcome(name=c.name, passed=c.ok, detail=f"{c.observed} (want {c.expected})")
+                for c in report.checks
+            ],
+            as_json=False,
+        )
+    if report.error:
+        err_console.print(f"[red]error:[/red] {escape(report.error)}", highlight=False)
 
 
 def _progress(message: str) -> None:

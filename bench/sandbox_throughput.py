@@ -6,19 +6,23 @@
     naive, forgeable way, here only as the speed anchor).
 (c) ``subprocess``: the same program in a plain ``python -I -S`` subprocess, no isolation:
     the ceiling.
+(d) ``pool_2_engines`` (with ``--two-engines``): the warm pool spread over two Docker engines,
+    the main one and a scratch ``dockerd`` started on this machine (needs root); on one
+    machine both engines share its CPUs, so this measures the overhead of spreading, not a
+    speed-up (that needs engines on other machines).
 
 Prints one JSON object: executions/s and p50/p99 latency per method and concurrency, and the
-ratios pool/docker_run and pool/subprocess. Run it alone (``flock /tmp/grpo-heavy.lock``).
+ratios of the pool to each other method. Run it alone (``flock /tmp/grpo-heavy.lock``).
 
     python bench/sandbox_throughput.py [--concurrency 1 2 4 8] [--docker-run-limit N]
+        [--methods pool docker_run subprocess pool_2_engines] [--two-engines]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,9 +31,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from matrix import machine, rate, run_matrix
+
 from grpo_env.environments.code_tasks import _humaneval_problems, humaneval_task
 from grpo_env.sandbox import DockerSandbox, ExecutionRequest, Limits, TestSuite, default_image
 from grpo_env.sandbox.docker_backend import SANDBOX_USER, connect, host_config_args
+from grpo_env.sandbox.engines import engine_name
+from grpo_env.sandbox.scratch_engine import ScratchEngine
 
 
 def program(problem: dict[str, Any]) -> str:
@@ -67,8 +75,13 @@ def timed(fn: Callable[[Any], bool], items: list[Any], concurrency: int) -> dict
     }
 
 
-def bench_pool(image: str, concurrency: int, requests: list[ExecutionRequest]) -> dict[str, Any]:
-    with DockerSandbox(image=image, concurrency=concurrency) as sandbox:
+def bench_pool(
+    image: str,
+    concurrency: int,
+    requests: list[ExecutionRequest],
+    docker_hosts: list[str] | None = None,
+) -> dict[str, Any]:
+    with DockerSandbox(image=image, concurrency=concurrency, docker_hosts=docker_hosts) as sandbox:
         started = time.perf_counter()
         sandbox.warm(concurrency)
         warm_s = time.perf_counter() - started
@@ -130,6 +143,10 @@ def main() -> None:
     parser.add_argument(
         "--docker-run-limit", type=int, default=164, help="executions for docker_run (slow)"
     )
+    parser.add_argument("--methods", nargs="+", default=["pool", "docker_run", "subprocess"])
+    parser.add_argument(
+        "--two-engines", action="store_true", help="also pool_2_engines (a scratch dockerd)"
+    )
     opts = parser.parse_args()
 
     problems = list(_humaneval_problems())
@@ -140,35 +157,34 @@ def main() -> None:
         for task in (humaneval_task(p) for p in problems)
     ]
     programs = [program(p) for p in problems]
-    rows: list[dict[str, Any]] = []
-    for concurrency in opts.concurrency:
-        for method, run in (
-            ("pool", lambda c=concurrency: bench_pool(opts.image, c, requests)),
-            (
-                "docker_run",
-                lambda c=concurrency: bench_docker_run(
-                    opts.image, c, programs[: opts.docker_run_limit]
-                ),
+    with contextlib.ExitStack() as stack:
+        methods = {
+            "pool": lambda c: bench_pool(opts.image, c, requests),
+            "docker_run": lambda c: bench_docker_run(
+                opts.image, c, programs[: opts.docker_run_limit]
             ),
-            ("subprocess", lambda c=concurrency: bench_subprocess(c, programs)),
-        ):
-            print(f"{method} x{concurrency}...", file=sys.stderr, flush=True)
-            rows.append({"method": method, "concurrency": concurrency, **run()})
-            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-
-    def rate(method: str, concurrency: int) -> float:
-        return next(
-            r["exec_per_s"]
-            for r in rows
-            if r["method"] == method and r["concurrency"] == concurrency
-        )
+            "subprocess": lambda c: bench_subprocess(c, programs),
+        }
+        chosen = [m for m in opts.methods if m in (*methods, "pool_2_engines")]
+        if opts.two_engines and "pool_2_engines" not in chosen:
+            chosen.append("pool_2_engines")
+        if "pool_2_engines" in chosen:
+            scratch = stack.enter_context(ScratchEngine())
+            scratch.load_image(opts.image)
+            hosts = [engine_name(None), scratch.url]
+            methods["pool_2_engines"] = lambda c: bench_pool(opts.image, c, requests, hosts)
+        rows = run_matrix(opts.concurrency, {m: methods[m] for m in chosen})
 
     ratios = {
         str(c): {
-            "pool_over_docker_run": round(rate("pool", c) / rate("docker_run", c), 1),
-            "pool_over_subprocess": round(rate("pool", c) / rate("subprocess", c), 2),
+            f"pool_over_{m}": round(
+                rate(rows, "pool", c, "exec_per_s") / rate(rows, m, c, "exec_per_s"), 2
+            )
+            for m in chosen
+            if m != "pool"
         }
         for c in opts.concurrency
+        if "pool" in chosen
     }
     print(
         json.dumps(
@@ -177,11 +193,7 @@ def main() -> None:
                 "tasks": "HumanEval canonical solutions",
                 "executions": len(requests),
                 "image": opts.image,
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "kernel": platform.release(),
-                },
+                "machine": machine(),
                 "results": rows,
                 "ratios": ratios,
             },

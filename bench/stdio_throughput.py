@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from matrix import machine, rate, run_matrix
 
 from grpo_env.environments.code_datasets import code_dataset
 from grpo_env.sandbox import DockerSandbox, ExecutionRequest, IOSuite, Limits, default_image
@@ -93,42 +92,27 @@ def main() -> None:
     parser.add_argument("--docker-run-tasks", type=int, default=10, help="tasks for docker_run")
     opts = parser.parse_args()
     tasks = load()
-    rows = []
-    for concurrency in opts.concurrency:
-        for method, run in (
-            ("pool", lambda c=concurrency: bench_pool(opts.image, c, tasks)),
-            (
-                "docker_run",
-                lambda c=concurrency: bench_docker_run(
-                    opts.image, c, tasks[: opts.docker_run_tasks]
-                ),
-            ),
-        ):
-            print(f"{method} x{concurrency}...", file=sys.stderr, flush=True)
-            rows.append({"method": method, "concurrency": concurrency, **run()})
-            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-
-    def rate(method: str, concurrency: int) -> float:
-        return next(
-            r["cases_per_s"]
-            for r in rows
-            if (r["method"], r["concurrency"]) == (method, concurrency)
-        )
-
+    rows = run_matrix(
+        opts.concurrency,
+        {
+            "pool": lambda c: bench_pool(opts.image, c, tasks),
+            "docker_run": lambda c: bench_docker_run(opts.image, c, tasks[: opts.docker_run_tasks]),
+        },
+    )
     print(
         json.dumps(
             {
                 "benchmark": "stdio_throughput",
                 "tasks": f"{len(tasks)} stdin/stdout tasks x 5 cases ({TASKS.name})",
                 "image": opts.image,
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "kernel": platform.release(),
-                },
+                "machine": machine(),
                 "results": rows,
                 "pool_over_docker_run": {
-                    str(c): round(rate("pool", c) / rate("docker_run", c), 1)
+                    str(c): round(
+                        rate(rows, "pool", c, "cases_per_s")
+                        / rate(rows, "docker_run", c, "cases_per_s"),
+                        1,
+                    )
                     for c in opts.concurrency
                 },
             },

@@ -29,6 +29,7 @@ from grpo_env.sandbox import (
     TestSuite,
 )
 from grpo_env.sandbox.commands import make_sandbox
+from grpo_env.sandbox.engines import parse_hosts
 
 from .code_tasks import Split, humaneval_tasks, mbpp_tasks
 
@@ -88,6 +89,9 @@ class CodeUnittestEnv(VerifiableEnv):
         sandbox: ``docker``, ``local-unsafe`` (no isolation!) or a ``Sandbox`` instance.
         concurrency: sandboxes running at once (a group of G is scored in parallel).
         image: Docker image (default: $GRPO_ENV_SANDBOX_IMAGE or grpo-env-sandbox:1).
+        docker_hosts: Docker engines to spread the sandboxes over (URLs: ``unix://``,
+            ``tcp://``, ``ssh://``; a list or a comma-separated string). Default:
+            $GRPO_ENV_DOCKER_HOSTS, else the environment's engine. Each needs the image.
         timeout_s, memory_mb: limits of one run (see ``grpo_env.sandbox.Limits``).
         case_timeout_s: limit of each test or stdin/stdout case (default: what is left of
             the run's), so one hanging case does not use up the others' time.
@@ -106,6 +110,7 @@ class CodeUnittestEnv(VerifiableEnv):
         sandbox: str | Sandbox = "docker",
         concurrency: int = 2,
         image: str | None = None,
+        docker_hosts: str | Sequence[str] | None = None,
         timeout_s: float = 10.0,
         memory_mb: int = 512,
         case_timeout_s: float | None = None,
@@ -125,6 +130,7 @@ class CodeUnittestEnv(VerifiableEnv):
         self._sandbox_spec = sandbox
         self._concurrency = concurrency
         self._image = image
+        self._docker_hosts = parse_hosts(docker_hosts)  # a bad URL fails here, not mid-run
         self._sandbox: Sandbox | None = None if isinstance(sandbox, str) else sandbox
 
     # ----- the sandbox ----------------------------------------------------------------------
@@ -135,7 +141,10 @@ class CodeUnittestEnv(VerifiableEnv):
         if self._sandbox is None:
             assert isinstance(self._sandbox_spec, str)
             self._sandbox = make_sandbox(
-                self._sandbox_spec, concurrency=self._concurrency, image=self._image
+                self._sandbox_spec,
+                concurrency=self._concurrency,
+                image=self._image,
+                docker_hosts=self._docker_hosts,
             )
         return self._sandbox
 

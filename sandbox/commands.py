@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .docker_backend import DockerSandbox
@@ -14,11 +15,17 @@ SANDBOX_KINDS = ("docker", "local-unsafe")
 
 
 def make_sandbox(
-    kind: str = "docker", *, concurrency: int = 2, image: str | None = None
+    kind: str = "docker",
+    *,
+    concurrency: int = 2,
+    image: str | None = None,
+    docker_hosts: str | Sequence[str] | None = None,
 ) -> Sandbox:
-    """A sandbox by name: ``docker`` (isolated) or ``local-unsafe`` (no isolation; warns)."""
+    """A sandbox by name: ``docker`` (isolated; on ``docker_hosts``, default
+    $GRPO_ENV_DOCKER_HOSTS or the environment's engine) or ``local-unsafe`` (no isolation;
+    warns)."""
     if kind == "docker":
-        return DockerSandbox(image=image, concurrency=concurrency)
+        return DockerSandbox(image=image, concurrency=concurrency, docker_hosts=docker_hosts)
     if kind == "local-unsafe":
         return LocalSandbox(concurrency=concurrency, unsafe=True)
     raise ValueError(f"unknown sandbox {kind!r}: use one of {', '.join(SANDBOX_KINDS)}")
@@ -39,6 +46,7 @@ def run_files(
     *,
     sandbox: str = "docker",
     image: str | None = None,
+    docker_hosts: Sequence[str] | None = None,
     limits: Limits | None = None,
     fmt: str = "auto",
     entry_point: str | None = None,
@@ -61,7 +69,7 @@ def run_files(
         request = ExecutionRequest(code=code, io=suite, limits=limits)
     else:
         request = ExecutionRequest(code=code, tests=suite, limits=limits)
-    box = make_sandbox(sandbox, concurrency=1, image=image)
+    box = make_sandbox(sandbox, concurrency=1, image=image, docker_hosts=docker_hosts)
     try:
         return box.run(request)
     finally:

@@ -17,12 +17,14 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
+from . import engines
 from .base import PooledSandbox
+from .engines import Engine, EngineDown, EngineSet
 from .models import Limits
-from .pool import Worker
+from .pool import Worker, WorkerLost, WorkerTimeout
 from .protocol import SandboxUnavailable
 from .runtime import server_program
 
@@ -42,28 +44,10 @@ def default_image() -> str:
     return os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
 
-def connect(timeout: int = 60) -> Any:
-    """A Docker client for the engine in the environment (DOCKER_HOST or the local socket),
-    or ``SandboxUnavailable`` saying why not."""
-    try:
-        import docker
-    except ImportError as err:  # pragma: no cover - docker is a dependency
-        raise SandboxUnavailable("the `docker` Python package is not installed") from err
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as err:  # DockerException, requests' ConnectionError, PermissionError...
-        reason = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-        raise SandboxUnavailable(_unreachable(reason)) from None
-    return client
-
-
-def _unreachable(reason: str) -> str:
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return (
-        f"Docker engine not reachable at {where} ({reason}); is dockerd running and may "
-        "this user use it? `grpo-env sandbox doctor` checks the setup"
-    )
+def connect(timeout: int = 60, host: str | None = None) -> Any:
+    """A Docker client for ``host`` (default: the engine in the environment, DOCKER_HOST or
+    the local socket), or ``SandboxUnavailable`` saying why not."""
+    return engines.connect(host, timeout)
 
 
 def _is_connection_error(err: Exception) -> bool:
@@ -103,16 +87,28 @@ def host_config_args(limits: Limits) -> dict[str, Any]:
 
 
 class DockerWorker(Worker):
-    """One warm container, spoken to over its attached stdin/stdout."""
+    """One warm container on ``engine``, spoken to over its attached stdin/stdout."""
 
-    def __init__(self, client: Any, image: str, limits: Limits, labels: dict[str, str]):
+    def __init__(
+        self,
+        client: Any,
+        image: str,
+        limits: Limits,
+        labels: dict[str, str],
+        engine: Engine | None = None,
+    ):
         super().__init__(limits.container_key())
         from docker.errors import APIError, ImageNotFound
 
         self.api = client.api
+        self.engine = engine
+        self.generation = engine.generation if engine is not None else 0
+        self.on_kill: Any = None  # set by the sandbox: gives the engine's slot back
+        self.is_stale: Any = None  # set by the sandbox: see Worker.stale
         self.container_id: str | None = None
         self._raw = b""
         self._stderr_tail = b""
+        host = engine.host if engine is not None else None
         try:
             host_config = self.api.create_host_config(**host_config_args(limits))
             config = self.api.create_container_config(
@@ -137,10 +133,7 @@ class DockerWorker(Worker):
             self.api.start(self.container_id)
         except ImageNotFound:
             self.kill()
-            raise SandboxUnavailable(
-                f"sandbox image {image!r} not found: build it with `grpo-env sandbox build "
-                "--offline` (or `grpo-env sandbox build` where a registry is reachable)"
-            ) from None
+            raise engines.image_missing(image, host) from None
         except APIError as err:
             self.kill()
             explanation = (err.explanation or str(err)).splitlines()[0][:300]
@@ -150,7 +143,8 @@ class DockerWorker(Worker):
         except Exception as err:
             self.kill()
             if _is_connection_error(err):  # the engine went away since the client connected
-                raise SandboxUnavailable(_unreachable(type(err).__name__)) from None
+                reason = type(err).__name__
+                raise EngineDown(engines.unreachable(reason, host), reason) from None
             raise SandboxUnavailable(f"could not start a sandbox container: {err}") from None
 
     def _send(self, data: bytes) -> None:
@@ -183,27 +177,44 @@ class DockerWorker(Worker):
         tail = self._stderr_tail.decode("utf-8", errors="replace").strip().splitlines()
         return f"sandbox server stderr: {tail[-1][:300]}" if tail else ""
 
+    def stale(self) -> bool:
+        return bool(self.is_stale and self.is_stale())
+
     def kill(self) -> None:
+        release, self.on_kill = self.on_kill, None
+        if release is not None:
+            release()
         if self.container_id is None:
             return
         container_id, self.container_id = self.container_id, None
         with contextlib.suppress(Exception):
             self._socket.close()
+        if self.engine is not None and not self.engine.up:
+            return  # nothing to ask a dead engine (a remote one could hang us for a minute)
         # Force removal kills it; auto-remove may race us to it, which is fine.
         with contextlib.suppress(Exception):
             self.api.remove_container(container_id, force=True)
 
 
 class DockerSandbox(PooledSandbox):
-    """Runs ``ExecutionRequest``s in warm Docker containers.
+    """Runs ``ExecutionRequest``s in warm Docker containers, on one engine or several.
 
     Args:
         image: sandbox image (default: $GRPO_ENV_SANDBOX_IMAGE or ``grpo-env-sandbox:1``;
-            build it with ``grpo-env sandbox build [--offline]``).
-        concurrency: containers running at once (each takes one run at a time).
+            build it with ``grpo-env sandbox build [--offline]``). Every engine needs it.
+        concurrency: containers running at once (each takes one run at a time), spread over
+            the engines (the least-loaded one that is up takes the next).
         limits: default limits (for ``warm``; each request carries its own).
-        client: a ``docker.DockerClient`` (default: from the environment).
+        docker_hosts: engine URLs (``unix://``, ``tcp://`` with TLS, ``ssh://``; a list or a
+            comma-separated string). Default: $GRPO_ENV_DOCKER_HOSTS, else the engine of the
+            environment (DOCKER_HOST or the local socket). See ``engines``.
+        tls: a ``docker.tls.TLSConfig`` for ``tcp://`` engines (default: from
+            DOCKER_TLS_VERIFY / DOCKER_CERT_PATH).
+        client: a ``docker.DockerClient`` (its engine only; overrides ``docker_hosts``).
         startup_timeout_s: how long a new container may take to report ready.
+
+    A run on an engine that dies ends as ``sandbox_error`` naming the engine; the engine is
+    marked down, new runs go to the others, and it is asked again after a back-off.
     """
 
     name = "docker"
@@ -214,48 +225,71 @@ class DockerSandbox(PooledSandbox):
         concurrency: int = 2,
         limits: Limits | None = None,
         *,
+        docker_hosts: str | Sequence[str] | None = None,
+        tls: Any = None,
         client: Any = None,
         startup_timeout_s: float = 60.0,
     ):
         super().__init__(concurrency, limits)
         self.image = image or default_image()
         self.startup_timeout_s = startup_timeout_s
-        self._client = client
+        self.engines = EngineSet(
+            engines.engine_hosts(docker_hosts),
+            self.image,
+            tls=tls,
+            client=client,
+            on_connect=remove_orphans,
+        )
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self.instance = uuid.uuid4().hex[:12]
 
     def client(self) -> Any:
-        if self._client is None:
-            self._client = connect()
-            remove_orphans(self._client)
-        return self._client
+        """The first engine's client (the only one unless several are configured)."""
+        return self.engines.engines[0].client(remove_orphans)
 
     def check(self) -> None:
-        """Raise ``SandboxUnavailable`` unless the engine answers and the image exists."""
-        from docker.errors import ImageNotFound
-
-        try:
-            self.client().api.inspect_image(self.image)
-        except ImageNotFound:
-            raise SandboxUnavailable(
-                f"sandbox image {self.image!r} not found: build it with "
-                "`grpo-env sandbox build --offline`"
-            ) from None
-        except SandboxUnavailable:
-            raise
-        except Exception as err:
-            raise SandboxUnavailable(f"Docker engine error: {err}") from None
+        """Raise ``SandboxUnavailable`` unless an engine answers and every engine that
+        answers has the image (one that lacks it is named, with how to copy it there)."""
+        self.engines.check()
 
     def _start_worker(self, key: Hashable) -> Worker:
         limits = _limits_for(key)
         labels = {LABEL: "1", OWNER_LABEL: self._owner, INSTANCE_LABEL: self.instance}
-        worker = DockerWorker(self.client(), self.image, limits, labels)
+        for _ in range(len(self.engines)):
+            engine = self.engines.reserve()
+            try:
+                client = engine.client(remove_orphans)
+                worker = DockerWorker(client, self.image, limits, labels, engine)
+            except EngineDown as err:  # that engine only: try the next one that is up
+                self.engines.release(engine)
+                self.engines.mark_down(engine, err)
+                continue
+            except BaseException:
+                self.engines.release(engine)
+                raise
+            worker.on_kill = lambda engine=engine: self.engines.release(engine)
+            worker.is_stale = lambda w=worker: self.engines.should_leave(w.engine, w.generation)
+            try:
+                worker.wait_ready(self.startup_timeout_s)
+            except BaseException:
+                worker.kill()
+                raise
+            return worker
+        raise SandboxUnavailable(self.engines.all_down())
+
+    def _execute(self, worker: Worker, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
-            worker.wait_ready(self.startup_timeout_s)
-        except BaseException:
-            worker.kill()
-            raise
-        return worker
+            return super()._execute(worker, payload, timeout)
+        except (WorkerLost, WorkerTimeout) as err:
+            engine = getattr(worker, "engine", None)
+            if engine is None:
+                raise
+            # No reply: did the box fail, or its whole engine? The others go on either way.
+            why = engine.down or engine.health(self.image)
+            if why is None:
+                raise type(err)(f"{err} (on engine {engine.name})") from None
+            self.engines.mark_down(engine, why)
+            raise WorkerLost(f"Docker engine {engine.name} went down ({why.brief})") from None
 
 
 def _limits_for(key: Hashable) -> Limits:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from .docker_backend import DockerSandbox, connect, default_image
+from .doctor_probe import PROBE
+from .engines import engine_hosts, engine_name, image_missing
 from .models import ExecutionRequest, ExecutionResult, ExecutionStatus, Limits, TestCase, TestSuite
 from .protocol import SandboxUnavailable
 
@@ -33,92 +35,6 @@ PROBE_LIMITS = Limits(
 )
 CANARY = "GRPO_ENV_DOCTOR_CANARY"
 
-_PROBE = r"""
-import json, os, resource, signal, socket, sys, time
-out = {}
-status = open("/proc/self/status").read().splitlines()
-field = {k: v.strip() for k, _, v in (line.partition(":") for line in status)}
-out["uid"] = os.getuid()
-out["python"] = sys.version.split()[0]
-out["cap_eff"] = field.get("CapEff")
-out["no_new_privs"] = field.get("NoNewPrivs")
-out["seccomp"] = field.get("Seccomp")
-out["env"] = sorted(os.environ)
-out["interfaces"] = sorted(os.listdir("/sys/class/net"))
-try:
-    socket.create_connection(("1.1.1.1", 53), timeout=3).close()
-    out["network"] = "connected to 1.1.1.1:53"
-except OSError as err:
-    out["network"] = f"{type(err).__name__}: {err}"
-out["root_writes"] = []
-for path in ("/usr/probe", "/etc/probe", "/probe", "/var/probe"):
-    try:
-        open(path, "w").close()
-        out["root_writes"].append(path)
-    except OSError:
-        pass
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-written = 0
-try:  # many small files, so the tmpfs size (not the file-size ulimit) is what stops us
-    while written < 64 << 20:
-        with open(f"/work/fill{written}", "wb") as handle:
-            handle.write(b"x" * (256 << 10))
-        written += 256 << 10
-except OSError as err:
-    out["work_full_error"] = err.strerror
-out["work_written_mb"] = round(written / 2**20, 2)
-for name in os.listdir("/work"):
-    os.remove("/work/" + name)
-size = 0
-try:
-    with open("/tmp/big", "wb", buffering=0) as handle:
-        while size < 8 << 20:
-            size += handle.write(b"x" * 65536)
-except OSError as err:
-    out["fsize_error"] = err.strerror
-out["fsize_written"] = size
-os.remove("/tmp/big")
-handles = []
-try:
-    while len(handles) < 100000:
-        handles.append(open("/dev/null"))
-except OSError as err:
-    out["nofile_error"] = err.strerror
-out["open_files"] = len(handles) + 3
-for h in handles:
-    h.close()
-children = []
-try:
-    while len(children) < 10000:
-        pid = os.fork()
-        if pid == 0:
-            time.sleep(60)
-            os._exit(0)
-        children.append(pid)
-except OSError as err:
-    out["fork_error"] = err.strerror
-out["forked"] = len(children)
-for pid in children:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-burners = []
-for _ in range(2):
-    pid = os.fork()
-    if pid == 0:
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            pass
-        os._exit(0)
-    burners.append(pid)
-started = time.monotonic()
-for pid in burners:
-    os.waitpid(pid, 0)
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-busy = usage.ru_utime + usage.ru_stime
-out["cpu_cores_used"] = round(busy / max(time.monotonic() - started, 1e-6), 2)
-print(json.dumps(out))
-"""
-
 
 class Check(BaseModel):
     name: str
@@ -127,7 +43,11 @@ class Check(BaseModel):
     observed: str
 
 
-class DoctorReport(BaseModel):
+class EngineReport(BaseModel):
+    """One engine: does it answer, has it the image, what do its sandboxes enforce."""
+
+    host: str
+    reachable: bool = False
     engine: dict[str, Any] = Field(default_factory=dict)
     image: dict[str, Any] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
@@ -138,20 +58,48 @@ class DoctorReport(BaseModel):
         return not self.error and bool(self.checks) and all(c.ok for c in self.checks)
 
 
+class DoctorReport(BaseModel):
+    """Every engine the sandbox would use ($GRPO_ENV_DOCKER_HOSTS, else the environment's)."""
+
+    engines: list[EngineReport] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.engines) and all(e.ok for e in self.engines)
+
+    @property
+    def checks(self) -> list[Check]:
+        return [c for e in self.engines for c in e.checks]
+
+    @property
+    def error(self) -> str:
+        return "; ".join(f"{e.host}: {e.error}" for e in self.engines if e.error)
+
+
 def run_doctor(
-    image: str | None = None, progress: Callable[[str], None] | None = None
+    image: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    docker_hosts: str | Sequence[str] | None = None,
 ) -> DoctorReport:
-    """Check the engine, the image, the limits and the verdicts (see the module docstring)."""
+    """Check each engine, its image, limits and verdicts (see the module docstring)."""
     image = image or default_image()
-    report = DoctorReport()
+    hosts = engine_hosts(docker_hosts)
+    return DoctorReport(engines=[_check_engine(h, image, progress, len(hosts) > 1) for h in hosts])
+
+
+def _check_engine(
+    host: str | None, image: str, progress: Callable[[str], None] | None, named: bool
+) -> EngineReport:
+    report = EngineReport(host=engine_name(host))
 
     def say(message: str) -> None:
         if progress is not None:
-            progress(message)
+            progress(f"{report.host}: {message}" if named else message)
 
     say("engine...")
     try:
-        client = connect()
+        client = connect(host=host)
+        report.reachable = True
         report.engine = _engine_facts(client)
     except SandboxUnavailable as err:
         report.error = str(err)
@@ -160,9 +108,7 @@ def run_doctor(
     try:
         info = client.api.inspect_image(image)
     except Exception:
-        report.error = (
-            f"sandbox image {image!r} not found: build it with `grpo-env sandbox build --offline`"
-        )
+        report.error = str(image_missing(image, host))
         report.image = {"name": image, "present": False}
         return report
     report.image = {
@@ -174,7 +120,7 @@ def run_doctor(
     }
     os.environ[CANARY] = "host-secret"  # must not be visible inside
     try:
-        with DockerSandbox(image=image, concurrency=1, client=client) as sandbox:
+        with DockerSandbox(image=image, concurrency=1, client=client, docker_hosts=host) as sandbox:
             say("limits (probing from inside a sandbox)...")
             report.checks += _limit_checks(sandbox, report)
             say("verdicts (smoke test)...")
@@ -208,9 +154,9 @@ def _command(sandbox: DockerSandbox, code: str, **limits: Any) -> ExecutionResul
     return sandbox.run(request)
 
 
-def _limit_checks(sandbox: DockerSandbox, report: DoctorReport) -> list[Check]:
+def _limit_checks(sandbox: DockerSandbox, report: EngineReport) -> list[Check]:
     started = time.monotonic()
-    probe = _command(sandbox, _PROBE)
+    probe = _command(sandbox, PROBE)
     if probe.is_sandbox_error:
         raise SandboxUnavailable(probe.error)
     try:

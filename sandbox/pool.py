@@ -62,6 +62,11 @@ class Worker(ABC):
         """Why the server may have died, for error messages."""
         return ""
 
+    def stale(self) -> bool:
+        """True when this idle worker should be dropped rather than lent out (say, its
+        Docker engine went down, or another engine should take its place)."""
+        return False
+
     # -- protocol --
 
     def read_message(self, deadline: float) -> dict[str, Any]:
@@ -179,7 +184,10 @@ class WorkerPool:
         if evict is not None:
             evict.kill()
         if worker is not None:
-            if time.monotonic() - worker.last_used > PING_AFTER_IDLE_S and not worker.alive():
+            if worker.stale():
+                worker.kill()
+                worker = None
+            elif time.monotonic() - worker.last_used > PING_AFTER_IDLE_S and not worker.alive():
                 log.warning("a warm sandbox container was gone; starting a fresh one")
                 worker.kill()
                 worker = None
