@@ -960,7 +960,7 @@ def compare_command(
     else:
         from grpo_env.evaluation.compare_report import console_table
 
-        console.print(console_table(summary.agents, f"compare: {summary.out}"))
+        console.print(console_table(summary.agents, f"compare: {summary.out}", console.width))
         console.print(
             f"[dim]report: {summary.out}/compare.md, plot: {summary.out}/reward_curves.png"
         )

@@ -139,20 +139,34 @@ def table_cells(row: AgentRow) -> list[str]:
     return [_cell(row, key) for key, _ in COLUMNS]
 
 
-def console_table(rows: Sequence[AgentRow], title: str) -> Any:
-    """The per-agent table for a console of any width: agent names never shrink (they are what
-    the table is about); the number columns wrap their headers and cells instead."""
+# What a console narrower than the full table shows; compare.md and compare.csv keep it all.
+NARROW_COLUMNS = (
+    ("agent", "agent"),
+    ("seeds", "seeds"),
+    ("eval_before", "acc. before"),
+    ("eval_final", "acc. after"),
+    ("seconds_per_step", "s/step"),
+    ("peak_memory_mb", "peak MB"),
+)
+FULL_TABLE_WIDTH = 130
+
+
+def console_table(rows: Sequence[AgentRow], title: str, width: int | None = None) -> Any:
+    """The per-agent table for a console ``width`` columns wide (None: as wide as it needs).
+    Below ``FULL_TABLE_WIDTH`` it keeps the columns that matter most, so that agent names and
+    numbers are never cut or folded (the report files have every column)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    longest = max((len(row.agent) for row in rows), default=5)
-    for key, title_text in COLUMNS:
+    columns = COLUMNS if width is None or width >= FULL_TABLE_WIDTH else NARROW_COLUMNS
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for key, title_text in columns:
         if key == "agent":
-            table.add_column(title_text, no_wrap=True, min_width=longest)
+            table.add_column(title_text, no_wrap=True)
         else:
-            table.add_column(title_text, justify="right", overflow="fold")
+            table.add_column(title_text, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*table_cells(row))
+        table.add_row(*(_cell(row, key) for key, _ in columns))
     return table
 
 

@@ -89,7 +89,7 @@ def test_file_table_and_command_line_merge(tmp_path):
 def test_the_all_agents_comparison_plans_every_agent(tmp_path):
     from pathlib import Path
 
-    config = Path(__file__).resolve().parents[2] / "bench" / "compare_all_agents.toml"
+    config = Path(__file__).resolve().parents[3] / "bench" / "compare_all_agents.toml"
     built = build_compare_options(env=None, out=tmp_path / "o", config_file=config)
     agents = ["grpo", "ppo", "rloo", "online_rft", "online_dpo", "remax", "frozen"]
     assert built.agents == agents and built.seeds == [0, 1, 2]
@@ -195,10 +195,19 @@ def test_the_console_table_keeps_agent_names_at_80_columns_without_a_tty():
         result("reinforce_pp_baseline", 0, [0.1, 0.5], 0.4, memory=3158.0),
         result("grpo", 0, [0.2, 0.7], 0.6, memory=3628.0),
     ]
+    results += [result("grpo", 1, [0.2, 0.6], 0.5, memory=3628.0)]  # spread over seeds
     out = StringIO()
     Console(file=out, width=80, force_terminal=False).print(
-        console_table(agent_rows(results), "compare: runs/x")
+        console_table(agent_rows(results), "compare: runs/x", 80)
     )
     text = out.getvalue()
     assert "reinforce_pp_baseline" in text and "grpo" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+    # Numbers are whole on one line, the spread over seeds included: never folded.
+    assert "0.550 ± 0.050" in text and "0.400" in text and "3628" in text
+    # A wide console gets every column.
+    wide = StringIO()
+    Console(file=wide, width=200, force_terminal=False).print(
+        console_table(agent_rows(results), "compare: runs/x", 200)
+    )
+    assert "train tok/s" in wide.getvalue() and "train tok/s" not in text
