@@ -674,6 +674,8 @@ def _env_kwargs(settings: list[str] | None) -> dict[str, Any]:
 
 
 def _print_eval_report(report: Any, as_json: bool) -> None:
+    from grpo_env.evaluation.episodes import episode_rows
+
     if report.infra_errors:  # first: these numbers leave out samples that were never scored
         err_console.print(
             f"[red]error:[/red] {report.infra_errors} of {report.samples} samples could not be "
@@ -703,6 +705,8 @@ def _print_eval_report(report: Any, as_json: bool) -> None:
     table.add_row("length mean / median / max", f"{report.length_mean:.1f} / "
                   f"{report.length_median:.0f} / {report.length_max}")  # fmt: skip
     table.add_row("truncated", f"{report.truncated:.1%}")
+    for name, value in episode_rows(report.episodes):
+        table.add_row(name, value)
     console.print(table)
     if report.shown:
         _print_samples("sample completions", report.shown)

@@ -137,3 +137,39 @@ def test_compare_smoke_run_survives_a_crash_and_resumes(workdir, toy_model):
 
     changed = cli(*[a if a != "3" else "4" for a in args], "--agents", "grpo", cwd=workdir)
     assert changed.returncode == 2 and "another configuration" in changed.stderr
+
+
+@pytest.fixture(scope="module")
+def game_model(tmp_path_factory):
+    from grpo_env.testing import game_model_dir
+
+    return game_model_dir(tmp_path_factory.mktemp("game"))
+
+
+@pytest.mark.slow
+def test_eval_and_compare_play_multi_turn_episodes(workdir, game_model):
+    """``guess-number`` (3 turns of higher/lower): eval reports the episodes' turns and
+    truncations, keeps whole transcripts, and compare runs on it like on any env."""
+    args = ["eval", "--env", "guess-number", "--model", str(game_model), "--samples", "2"]
+    args += ["--tasks", "3", "--max-new-tokens", "2", "--out", "g.jsonl"]
+    result = cli(*args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "turns per episode" in result.stdout and "truncated by turns" in result.stdout
+    records = [json.loads(line) for line in (workdir / "g.jsonl").read_text().splitlines()]
+    assert len(records) == 6
+    assert all(r["messages"][-1]["role"] == "assistant" for r in records)
+    assert max(r["turns"] for r in records) > 1
+    assert all(sum(m["role"] == "assistant" for m in r["messages"]) == r["turns"] for r in records)
+
+    args = ["compare", "--env", "guess-number", "--model", str(game_model), "--full"]
+    args += ["--agents", "grpo,ppo", "--steps", "2", "--group-size", "4"]
+    args += ["--prompts-per-step", "2", "--max-new-tokens", "2", "--eval-tasks", "3"]
+    args += ["--out", "cmp-game"]
+    result = cli(*args, cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with (workdir / "cmp-game" / "runs.csv").open() as handle:
+        runs = list(csv.DictReader(handle))
+    assert sorted(r["agent"] for r in runs) == ["grpo", "ppo"]
+    metrics = workdir / "cmp-game" / "runs" / "grpo-seed0" / "metrics.jsonl"
+    first = json.loads(metrics.read_text().splitlines()[0])
+    assert first["turns_mean"] > 1

@@ -77,3 +77,15 @@ def episode_summary(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "truncated_by_turns": sum(r["truncated_by"] == "turns" for r in multi) / count,
         "truncated_by_tokens": sum(r["truncated_by"] == "tokens" for r in multi) / count,
     }
+
+
+def episode_rows(summary: dict[str, float]) -> list[tuple[str, str]]:
+    """``episode_summary`` as (name, value) rows for a console table ([] when single-turn)."""
+    if not summary:
+        return []
+    return [
+        ("turns per episode", f"{summary['turns_mean']:.2f}"),
+        ("tool calls / tool errors", f"{summary['tool_calls']:.0f} / {summary['tool_errors']:.0f}"),
+        ("truncated by turns", f"{summary['truncated_by_turns']:.1%}"),
+        ("truncated by tokens", f"{summary['truncated_by_tokens']:.1%}"),
+    ]

@@ -463,9 +463,16 @@ class Trainer:
             progress.remove_task(bar)
         restore_rng_state(state)
         self.log.evaluation(step, {**result.model_dump(), "seconds": time.perf_counter() - started})
+        turns = result.episodes
+        extra = (
+            f"; {turns['turns_mean']:.2f} turns, {turns['tool_calls']:.0f} tool calls "
+            f"({turns['tool_errors']:.0f} errors) in {result.tasks} episodes"
+            if turns
+            else ""
+        )
         self.console.print(
             f"eval step {step}: accuracy {result.accuracy:.3f}, mean reward "
-            f"{result.mean_reward:.3f} on {result.tasks} held-out tasks"
+            f"{result.mean_reward:.3f} on {result.tasks} held-out tasks{extra}"
         )
         return result
 
