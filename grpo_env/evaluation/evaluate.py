@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grpo_env.env import VerifiableEnv
+from grpo_env.env import Messages, VerifiableEnv, describe_crash
 from grpo_env.evaluation.episodes import episode_summary, sample_and_score
 from grpo_env.evaluation.metrics import maj_at_k, pass_at_k, report_ks
 from grpo_env.evaluation.shown_samples import ShownSample, find_key, pick_samples, shown_sample
@@ -394,7 +394,10 @@ def rescore_records(
     rescored = []
     for rows in by_task.values():
         task = Task.model_validate(rows[0].task)
-        results = env.score_many(task, [r.completion for r in rows])
+        if env.multi_turn:
+            results = [replay_episode(env, task, r.messages or []) for r in rows]
+        else:
+            results = env.score_many(task, [r.completion for r in rows])
         for row, result in zip(rows, results, strict=True):
             rescored.append(
                 row.model_copy(
@@ -410,6 +413,29 @@ def rescore_records(
                 )
             )
     return rescored
+
+
+def replay_episode(env: VerifiableEnv, task: Task, messages: Messages) -> VerifyResult:
+    """A recorded multi-turn episode scored again: the env's hooks run over the transcript
+    turn by turn, as in play (``turn_reward``, then ``env_response`` on the transcript up to
+    every model turn, the last included), so per-episode state is rebuilt, then
+    ``score_episode`` judges it. The
+    model's turns are the recorded ones; the env's answers are recomputed (tools run again)
+    only to rebuild the state, and the recorded transcript is what is judged."""
+    if not any(m["role"] == "assistant" for m in messages):
+        return VerifyResult.infra_error("the record has no transcript to rescore")
+    state = env.initial_state(task)
+    turn_rewards: list[float | None] = []
+    try:
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            so_far = [dict(m) for m in messages[: i + 1]]
+            turn_rewards.append(env.safe_turn_reward(task, so_far, state))
+            env.safe_env_response(task, so_far, state)  # play calls it after every turn
+    except Exception as err:
+        return VerifyResult.infra_error(f"replaying the episode raised {describe_crash(err)}")
+    return env.score_episode(task, [dict(m) for m in messages], state, turn_rewards)
 
 
 def write_records(path: Path, records: Sequence[SampleRecord]) -> None:
