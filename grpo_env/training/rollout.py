@@ -32,8 +32,9 @@ from grpo_env.types import Episode, Group, Task, VerifyResult
 
 log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
-# Env classes whose step_rewards crashed: logged once each, not once per sample.
+# Env classes whose step_rewards crashed or is missing: logged once each, not per sample.
 _STEP_CRASHES_LOGGED: set[str] = set()
+_NO_STEPS_LOGGED: set[str] = set()
 
 
 class Actor(Protocol):
@@ -135,11 +136,7 @@ def rollout_groups(
     for task in tasks:
         observation, _ = env.reset(options={"task": task})
         observations.append(observation)
-    decode: Decode | None = None
-    if wants_steps(actor):
-        if not hasattr(actor, "policy"):
-            raise TypeError(f"{type(actor).__name__} wants step rewards but has no policy")
-        decode = actor.policy.decode  # type: ignore[attr-defined]
+    decode = step_decoder(env, actor)
     greedy: list[Completion | None] = [None] * len(observations)
     if seeds is None:
         completions = actor.act(observations, group_size)
@@ -194,6 +191,19 @@ def _episode(
         completion_ids=sample.token_ids,
         logprobs=sample.logprobs,
     )
+
+
+def step_decoder(env: VerifiableEnv, actor: Any) -> Decode | None:
+    """The policy's decode when the actor trains on steps (None: no steps are asked for)."""
+    if not wants_steps(actor):
+        return None
+    if not hasattr(actor, "policy"):
+        raise TypeError(f"{type(actor).__name__} wants step rewards but has no policy")
+    name = type(env).__name__
+    if type(env).step_rewards is VerifiableEnv.step_rewards and name not in _NO_STEPS_LOGGED:
+        _NO_STEPS_LOGGED.add(name)  # a run that learns nothing should say why
+        log.warning("%s scores no steps (step_rewards): process supervision trains on 0", name)
+    return actor.policy.decode
 
 
 def sample_steps(

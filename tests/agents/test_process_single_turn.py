@@ -97,6 +97,20 @@ def test_a_crashing_step_hook_gives_no_steps_logged_once(toy_model, caplog):
     )
 
 
+def test_an_env_without_steps_is_named_once(toy_model, caplog):
+    class NoSteps(VerifiableEnv):
+        pass
+
+    env = NoSteps(NextTwoDigits().tasks, rubric=NextTwoDigits.share_right)
+    agent = make_agent(toy_model, supervision="process")
+    with caplog.at_level(logging.WARNING, logger="grpo_env.training.rollout"):
+        for _ in range(2):
+            groups = rollout_groups(env, agent, env.tasks[:2], 2, tag="t")
+    assert all(not e.step_rewards for g in groups for e in g.episodes)
+    (record,) = caplog.records
+    assert record.getMessage().startswith("NoSteps scores no steps")
+
+
 def test_infra_error_episodes_get_no_steps(toy_model):
     env = NextTwoDigits()
     env.rubric = None
