@@ -270,7 +270,7 @@ class VerifiableEnv(gym.Env[Messages, str]):
         checked = []
         for end, reward in steps:
             if not 0 <= int(end) <= len(completion) or not math.isfinite(float(reward)):
-                raise ValueError(f"step ({end}, {reward}) outside a {len(completion)}-char text")
+                raise ValueError(f"bad step ({end}, {reward}) for a {len(completion)}-char text")
             checked.append((int(end), float(reward)))
         return sorted(checked, key=lambda step: step[0])
 

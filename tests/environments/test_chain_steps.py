@@ -78,5 +78,5 @@ def test_malformed_steps_are_refused():
             return [(len(completion) + 1, 1.0)]
 
     env = Bad([Task(id="t", prompt="?")], rubric=lambda task, completion: 0.0)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="bad step"):
         env.safe_step_rewards(env.tasks[0], "abc", VerifyResult(score=0.0))
