@@ -74,6 +74,12 @@ class Agent(ABC):
         self.config = config
         self.total_steps = total_steps
 
+    @property
+    def wants_step_rewards(self) -> bool:
+        """Whether the rollout fills single-turn episodes' ``step_rewards`` from the env's
+        spans (process supervision); False spares every other agent the work."""
+        return False
+
     # ----- acting -------------------------------------------------------------------------
 
     def act(self, observations: Sequence[Messages], n: int) -> list[list[Completion]]:

@@ -77,6 +77,10 @@ class GRPOAgent(PolicyGradientAgent):
     Config = GRPOConfig
     config: GRPOConfig
 
+    @property
+    def wants_step_rewards(self) -> bool:
+        return self.config.supervision == "process"
+
     # ----- dynamic sampling ---------------------------------------------------------------
 
     def keep_group(self, group: Group) -> bool:

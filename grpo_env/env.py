@@ -9,7 +9,9 @@ environments (``max_turns > 1``) also override ``env_response``, which answers t
 with user or tool messages, or returns None to end the episode; ``verify_episode`` scores the
 whole transcript at the end (by default: ``verify`` on the last assistant message) and
 ``turn_reward`` may reward each turn. ``max_turns`` and ``max_episode_tokens`` (enforced by the
-token-level rollout, which counts tokens) truncate an episode.
+token-level rollout, which counts tokens) truncate an episode. A single-turn env may score
+spans of its completion with ``step_rewards`` (the steps of process supervision, as turn
+rewards are for several turns); the rollout asks only when the agent trains on steps.
 
 Per-episode state never lives on the env instance: ``initial_state(task)`` makes a fresh dict
 per episode and every hook receives it, so one env serves the G parallel episodes of a group
@@ -20,6 +22,7 @@ such state for the episode the Gymnasium API is playing.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -136,6 +139,16 @@ class VerifiableEnv(gym.Env[Messages, str]):
         the steps of process supervision, and summed into the return if ``sum_turn_rewards``."""
         return None
 
+    def step_rewards(
+        self, task: Task, completion: str, result: VerifyResult
+    ) -> list[tuple[int, float]] | None:
+        """Single-turn: the completion's steps as ``(character end, reward)`` pairs, a step
+        covering the text before its end (None: no steps). ``result`` is the completion's
+        verdict, already computed, for a final step on the answer. The single-turn twin of
+        ``turn_reward``: the steps of process supervision, asked for only by agents that use
+        them; the return stays ``verify``'s score."""
+        return None
+
     def verify_episode(self, task: Task, messages: Messages, state: dict[str, Any]) -> VerifyResult:
         """Score the whole transcript once the episode ends. The default scores the last
         assistant message with ``verify``, so single-turn envs need nothing else."""
@@ -247,6 +260,19 @@ class VerifiableEnv(gym.Env[Messages, str]):
     ) -> float | None:
         value = self.turn_reward(task, messages, state)
         return None if value is None else float(value)
+
+    def safe_step_rewards(
+        self, task: Task, completion: str, result: VerifyResult
+    ) -> list[tuple[int, float]]:
+        """``step_rewards`` checked: ends within the text, finite rewards, sorted by end
+        ([] for none). Raises ValueError on a malformed answer (the rollout logs it)."""
+        steps = self.step_rewards(task, completion, result) or []
+        checked = []
+        for end, reward in steps:
+            if not 0 <= int(end) <= len(completion) or not math.isfinite(float(reward)):
+                raise ValueError(f"bad step ({end}, {reward}) for a {len(completion)}-char text")
+            checked.append((int(end), float(reward)))
+        return sorted(checked, key=lambda step: step[0])
 
     def score_episode(
         self,

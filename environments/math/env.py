@@ -7,6 +7,11 @@
   (countdown: any expression that reaches the target) reasoning-gym's own ``score_answer``
   judges instead of answer equivalence.
 
+``math-chain-sum`` also scores the steps of an answer for process supervision
+(``step_rewards``): every distinct intermediate result written after an ``=`` that is a
+left-to-right partial sum of the question's terms earns 1, a wrong one 0, the question's own
+numbers are no steps, and a final step carries the verdict (``environments.math.chain_steps``).
+
 Reward components: ``correct`` (1 or 0); with ``require_format=True`` also ``format`` (the
 think/answer format of ``format-v0``), which gates ``correct`` and adds ``format_weight``.
 Checks run in the shared worker pool with a hard time limit; ``score_many`` checks a whole
@@ -23,6 +28,7 @@ from typing import Any, Literal
 from grpo_env.env import VerifiableEnv
 from grpo_env.environments.format import check_format, format_result
 from grpo_env.environments.math.answer_form import ANSWER_KINDS, AnswerKind
+from grpo_env.environments.math.chain_steps import chain_sum_steps, chain_terms
 from grpo_env.environments.math.data import ShippedSplit, load_math_jsonl, shipped_math_tasks
 from grpo_env.environments.math.pool import (
     DEFAULT_TIMEOUT_S,
@@ -328,6 +334,18 @@ class ReasoningGymMathEnv(_MathRewardEnv):
             "last_number_fallback": self.last_number_fallback,
             "prose_conclusion": self.prose_conclusion,
         }
+
+    def step_rewards(
+        self, task: Task, completion: str, result: VerifyResult
+    ) -> list[tuple[int, float]] | None:
+        """chain_sum: the intermediate results and the verdict (``chain_steps``); other
+        datasets have no steps."""
+        if self.dataset != "chain_sum":
+            return None
+        expression = task.metadata.get("entry_metadata", {}).get("expression")
+        if expression is None:  # "... problem: 4 - 1 - 7 ="
+            expression = prompt_text(task).rsplit(":", 1)[-1].split("=")[0]
+        return chain_sum_steps(chain_terms(expression), completion, result.score)
 
     def _preload(self) -> dict[str, Any] | None:
         if self.scorer == "math":

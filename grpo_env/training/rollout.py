@@ -3,7 +3,10 @@
 One rollout = one task, G completions sampled in one batched call (all of a step's prompts
 together), each scored by the environment. An agent that sets ``wants_greedy_sample`` (ReMax)
 also gets one greedy completion per task, generated after the samples by the same policy and
-scored by the same env in the same call, attached to the Group as ``greedy``. Multi-turn
+scored by the same env in the same call, attached to the Group as ``greedy``. An agent whose
+``wants_step_rewards`` is true (process supervision) gets each sample's ``step_rewards``: the
+env's character spans (``VerifiableEnv.step_rewards``) mapped onto the sampled tokens; other
+agents never pay for them. Multi-turn
 environments (``max_turns > 1``) are played turn by turn at the token level by
 ``grpo_env.training.multiturn``.
 
@@ -13,6 +16,7 @@ so every agent sees the same tasks in the same order: the basis of fair comparis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,22 +24,32 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from grpo_env.env import VerifiableEnv
+from grpo_env.env import VerifiableEnv, describe_crash
 from grpo_env.policy.generation import Completion
+from grpo_env.policy.spans import Decode, token_ends
 from grpo_env.tasks import TaskSource
-from grpo_env.types import Episode, Group, Task
+from grpo_env.types import Episode, Group, Task, VerifyResult
 
+log = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
+# Env classes whose step_rewards crashed or is missing: logged once each, not per sample.
+_STEP_CRASHES_LOGGED: set[str] = set()
+_NO_STEPS_LOGGED: set[str] = set()
 
 
 class Actor(Protocol):
     def act(self, observations: Sequence[Messages], n: int) -> list[list[Completion]]: ...
 
-    # Optional: ``wants_greedy_sample: bool`` and ``act_greedy(observations) -> [Completion]``.
+    # Optional: ``wants_greedy_sample: bool`` and ``act_greedy(observations) -> [Completion]``;
+    # ``wants_step_rewards: bool`` with a ``policy`` (its ``decode`` maps spans to tokens).
 
 
 def wants_greedy(actor: Any) -> bool:
     return bool(getattr(actor, "wants_greedy_sample", False))
+
+
+def wants_steps(actor: Any) -> bool:
+    return bool(getattr(actor, "wants_step_rewards", False))
 
 
 @dataclass
@@ -122,6 +136,7 @@ def rollout_groups(
     for task in tasks:
         observation, _ = env.reset(options={"task": task})
         observations.append(observation)
+    decode = step_decoder(env, actor)
     greedy: list[Completion | None] = [None] * len(observations)
     if seeds is None:
         completions = actor.act(observations, group_size)
@@ -147,6 +162,9 @@ def rollout_groups(
             _episode(task, group_id, observation, sample, result)
             for sample, result in zip(scored, results, strict=True)
         ]
+        if decode is not None:
+            for episode, sample in zip(episodes[:group_size], samples, strict=True):
+                episode.step_rewards = sample_steps(env, task, sample, episode.result, decode)
         groups.append(
             Group(
                 group_id=group_id,
@@ -173,3 +191,35 @@ def _episode(
         completion_ids=sample.token_ids,
         logprobs=sample.logprobs,
     )
+
+
+def step_decoder(env: VerifiableEnv, actor: Any) -> Decode | None:
+    """The policy's decode when the actor trains on steps (None: no steps are asked for)."""
+    if not wants_steps(actor):
+        return None
+    if not hasattr(actor, "policy"):
+        raise TypeError(f"{type(actor).__name__} wants step rewards but has no policy")
+    name = type(env).__name__
+    if type(env).step_rewards is VerifiableEnv.step_rewards and name not in _NO_STEPS_LOGGED:
+        _NO_STEPS_LOGGED.add(name)  # a run that learns nothing should say why
+        log.warning("%s scores no steps (step_rewards): process supervision trains on 0", name)
+    return actor.policy.decode
+
+
+def sample_steps(
+    env: VerifiableEnv, task: Task, sample: Completion, result: VerifyResult, decode: Decode
+) -> list[tuple[int, float]]:
+    """A single-turn sample's ``(token end, reward)`` steps from the env's character spans.
+    No steps for infra errors (masked anyway); a crashing hook gives none, logged once per env."""
+    if result.is_infra_error:
+        return []
+    try:
+        steps = env.safe_step_rewards(task, sample.text, result)
+    except Exception as err:  # a step scorer's bug must not end the run: no steps
+        name = type(env).__name__
+        if name not in _STEP_CRASHES_LOGGED:
+            _STEP_CRASHES_LOGGED.add(name)
+            log.error("%s.step_rewards raised %s: no steps", name, describe_crash(err))
+        return []
+    ends = token_ends(sample.token_ids, [end for end, _ in steps], decode)
+    return [(end, reward) for end, (_, reward) in zip(ends, steps, strict=True)]
