@@ -70,6 +70,17 @@ def ddp_wrap(model: nn.Module) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def sample_like_ranks(agent: Any) -> None:
+    """Sample through the path whose draws are the same on 1 and N ranks: N-rank runs, and
+    single-process runs with ``distributed.seed_per_group`` (the comparison run), use it.
+
+    The hf sampling loop's draws on N ranks have not been shown to equal one rank's (the
+    1-vs-2-rank test differs with it; thread counts are not the cause: the loop draws the same
+    at 1 and 2 threads); transformers' generate path's do."""
+    if getattr(agent.generator, "decode", None) == "loop":
+        agent.generator.decode = "generate"
+
+
 def prepare_agent(agent: Any, strategy: distributed.Strategy) -> None:
     """Wrap (DDP) or shard (FSDP2) ``agent``'s policy for an N-rank run.
 
@@ -78,10 +89,7 @@ def prepare_agent(agent: Any, strategy: distributed.Strategy) -> None:
     sharded ones, so the optimiser is rebuilt over them.
     """
     policy = agent.policy
-    if getattr(agent.generator, "decode", None) == "loop":
-        # The hf sampling loop's draws on N ranks have not been shown to equal one rank's (the
-        # 1-vs-2-rank test differs with it); transformers' generate path's do.
-        agent.generator.decode = "generate"
+    sample_like_ranks(agent)
     if strategy == "ddp":
         agent.train_module = ddp_wrap(policy.model)
         return

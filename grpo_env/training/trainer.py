@@ -201,6 +201,8 @@ class Trainer:
         if self.dist.enabled:  # before a restore: FSDP2 loads into the sharded model
             self._check_distributed()
             parallel.prepare_agent(self.agent, self._strategy())
+        elif config.distributed.seed_per_group:
+            parallel.sample_like_ranks(self.agent)  # so it draws what N ranks draw
         self._fsdp2 = parallel.uses_fsdp2(self.agent)
         if self._checkpoint is not None:
             self._restore(self._checkpoint)

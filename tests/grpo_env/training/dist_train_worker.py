@@ -42,7 +42,7 @@ def main() -> None:
             "seed": 3,
             "out": out,
             "model": {"name": model_dir, "lora": not fsdp2},
-            "generation": {"max_new_tokens": 3, "temperature": 1.0, "hf_decode": "generate"},
+            "generation": {"max_new_tokens": 3, "temperature": 1.0},  # the default hf_decode
             "agent": {
                 "name": "grpo",
                 "lr": 0.01 if fsdp2 else 0.05,
