@@ -1,7 +1,9 @@
-"""The README's custom-environment example runs as printed, and its env is sound."""
+"""The README's examples (a custom env, a multi-turn env, a tool env) run as printed, and their
+envs are sound."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -17,10 +19,12 @@ from grpo_env.registry import envs
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def example_code() -> str:
+def example_code(name: str = "custom-env") -> str:
+    """The README's code block marked ``<!-- example: NAME -->``."""
     text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- example: custom-env -->\s*```python\n(.*?)```", text, re.DOTALL)
-    assert match, "README lost its custom-env example"
+    pattern = rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```"
+    match = re.search(pattern, text, re.DOTALL)
+    assert match, f"README lost its {name} example"
     return match.group(1)
 
 
@@ -71,15 +75,8 @@ def test_example_works_from_the_cli_with_import(tmp_path):
     )
 
 
-def multi_turn_code() -> str:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- example: multi-turn-env -->\s*```python\n(.*?)```", text, re.DOTALL)
-    assert match, "README lost its multi-turn example"
-    return match.group(1)
-
-
 def test_multi_turn_example_is_short_and_plays(scratch_registry):
-    code = multi_turn_code()
+    code = example_code("multi-turn-env")
     assert len([line for line in code.splitlines() if line.strip()]) <= 25
     exec(compile(code, str(README), "exec"), {"__name__": "readme_multi_turn"})
     env = grpo_env.make("countdown")
@@ -92,3 +89,24 @@ def test_multi_turn_example_is_short_and_plays(scratch_registry):
     env.reset(options={"task_id": "from-3"})
     env.step("3")
     assert env.step("1")[1] == 0.0
+
+
+def test_tool_example_is_at_most_15_lines():
+    code = example_code("tool-env")
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+
+
+def test_tool_example_registers_a_working_tool_env(scratch_registry):
+    code = example_code("tool-env")
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_tools_example"})
+    env = grpo_env.make("multiply-tool").unwrapped
+    assert env.tool_schemas()[0]["function"]["parameters"]["required"] == ["a", "b"]
+    obs, _ = env.reset(seed=0)
+    task, state = env.task, env.initial_state(env.task)
+    call = {"name": "multiply", "arguments": {"a": 1234, "b": 5678}}
+    obs.append({"role": "assistant", "content": f"<tool_call>{json.dumps(call)}</tool_call>"})
+    assert env.env_response(task, obs, state) == [{"role": "tool", "content": "7006652"}]
+    obs += [{"role": "tool", "content": "7006652"}, {"role": "assistant", "content": "7006652"}]
+    assert env.env_response(task, obs, state) is None
+    assert env.verify_episode(task, obs, state).score == 1.0
+    assert state == {"tool_calls": 1, "tool_errors": 0}
