@@ -5,8 +5,11 @@ at most 64 new tokens) at batch 16 and 64 (2 and 8 prompts), on this machine's C
 
 - ``generate-defaults-fp32`` / ``-bf16``: plain ``model.generate(do_sample=True)``, the model's
   own defaults, weights in float32 / bfloat16 (what a user would try first);
-- ``hf-generate-fp32`` / ``-bf16``: our backend on transformers ``generate`` (the old path);
-- ``hf-loop-fp32`` / ``-bf16``: our backend's own loop (prompts once, finished rows leave).
+- ``hf-generate-fp32`` / ``-bf16``: our backend on transformers ``generate`` over the model's
+  SDPA attention (the old path);
+- ``hf-loop-fp32`` / ``-bf16``: our backend's own loop (prompts once, finished rows leave),
+  with the CPU short-sequence attention (``grpo_env.policy.attention``, the default on CPU);
+- ``hf-loop-bf16-sdpa``: the same loop over the model's own SDPA (``model.attention="model"``).
 
 A token counts up to and including its row's first EOS (what training uses). The bf16 matmul
 peak of this CPU is measured in the same run (a 2048x576 @ 576x1536 matmul, the model's MLP
@@ -99,6 +102,12 @@ def main() -> None:
         dtype: load_policy(ModelConfig(lora=False, dtype=dtype))
         for dtype in ("float32", "bfloat16")
     }
+    # The model's own SDPA attention: the old path (generate) ran on it, and the loop over it
+    # shows what the CPU short-sequence attention adds.
+    for dtype in ("float32", "bfloat16"):
+        policies[f"{dtype}-sdpa"] = load_policy(
+            ModelConfig(lora=False, dtype=dtype, attention="model")
+        )
     base = policies["float32"]
     params = sum(p.numel() for p in base.model.parameters())
     plain = {
@@ -112,9 +121,10 @@ def main() -> None:
         "generate-defaults-bf16": lambda b: run_plain(
             plain["bf16"], base.tokenizer, b, base.eos_token_ids
         ),
-        "hf-generate-fp32": lambda b: run_ours(policies["float32"], b, "generate"),
-        "hf-generate-bf16": lambda b: run_ours(policies["bfloat16"], b, "generate"),
+        "hf-generate-fp32": lambda b: run_ours(policies["float32-sdpa"], b, "generate"),
+        "hf-generate-bf16": lambda b: run_ours(policies["bfloat16-sdpa"], b, "generate"),
         "hf-loop-fp32": lambda b: run_ours(policies["float32"], b, "loop"),
+        "hf-loop-bf16-sdpa": lambda b: run_ours(policies["bfloat16-sdpa"], b, "loop"),
         "hf-loop-bf16": lambda b: run_ours(policies["bfloat16"], b, "loop"),
     }
     only = [p for p in args.only.split(",") if p]

@@ -32,6 +32,12 @@ class ModelConfig(StrictModel):
         description="matmul precision; weights that train stay float32. auto: bfloat16 autocast "
         "on CUDA and on CPUs with AMX/AVX-512 BF16, else float32; float16 is refused",
     )
+    attention: Literal["auto", "model"] = Field(
+        "auto",
+        description="auto: on CPU, short sequences (decode steps, ~100-token losses) run "
+        "attention as plain matmuls, faster than torch's CPU SDPA kernel; long ones keep SDPA. "
+        "model: the attention the model loads with, everywhere",
+    )
     gradient_checkpointing: bool = False
     extra_eos_tokens: list[str] = Field(
         default_factory=list, description="more tokens that end a completion, by their text"

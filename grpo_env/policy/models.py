@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from grpo_env.policy.attention import use_short_eager
 from grpo_env.policy.chat_tokens import render_prompt
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.default_model import EMBEDDED_MODELS, ensure_embedded_model
@@ -53,6 +54,8 @@ class Policy:
     source: str
     lora: bool
     precision: Precision = FLOAT32
+    # "short_eager": grpo_env.policy.attention's CPU path; "model": the model's own.
+    attention: str = "model"
 
     def encode_chat(
         self, messages: Sequence[dict[str, str]], tools: list[dict[str, Any]] | None = None
@@ -231,6 +234,10 @@ def wrap_policy(
         if isinstance(module, nn.Dropout):
             module.p = 0.0
     model.config.use_cache = False
+    # Before LoRA wraps it: the switch is transformers' own, on the base model's config.
+    attention = "model"
+    if config.attention == "auto" and device.type == "cpu" and use_short_eager(model):
+        attention = "short_eager"
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -267,4 +274,5 @@ def wrap_policy(
         source=source,
         lora=config.lora,
         precision=precision,
+        attention=attention,
     )

@@ -29,6 +29,8 @@ class Reference:
             self.frozen = copy.deepcopy(policy.model)
             self.frozen.requires_grad_(False)
             self.frozen.eval()
+            if policy.precision.autocast is not None:
+                store_linear_weights_in(self.frozen, policy.precision.autocast)
 
     @torch.no_grad()
     def logprobs(self, batch: TokenBatch, temperature: float) -> torch.Tensor:
@@ -41,6 +43,18 @@ class Reference:
                 return token_logprobs(
                     self.policy.model, batch, temperature, share_prompts=self.share_prompts
                 )[0]
+
+
+def store_linear_weights_in(model: nn.Module, dtype: torch.dtype) -> None:
+    """Keep a frozen model's linear weights in the autocast dtype: autocast would cast them to
+    it at every forward anyway, so the logprobs are the same and the copy takes half the
+    memory. Embeddings and norms stay float32 (they run outside autocast's matmuls); a linear
+    layer tied to the embedding gets its own copy, so the embedding keeps its precision."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.weight = nn.Parameter(module.weight.detach().to(dtype), requires_grad=False)
+            if module.bias is not None:
+                module.bias = nn.Parameter(module.bias.detach().to(dtype), requires_grad=False)
 
 
 def make_reference(policy: Policy, kl_weight: float) -> Reference | None:

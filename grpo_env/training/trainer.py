@@ -168,7 +168,10 @@ class Trainer:
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.no_signal = NoSignalWatch()
         self.policy = load_policy(config.model)
-        self.console.print(f"precision: {self.policy.precision.describe()}", highlight=False)
+        line = f"precision: {self.policy.precision.describe()}"
+        if self.policy.attention == "short_eager":
+            line += "; attention: matmuls for short sequences on CPU, SDPA for long ones"
+        self.console.print(line, highlight=False)
         gen = config.generation
         self.generator = make_generator(
             gen.backend,

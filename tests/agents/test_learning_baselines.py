@@ -28,8 +28,11 @@ def test_every_baseline_learns_the_toy_task(tmp_path, name):
     # ReMax: once the greedy answer is right, right samples get A = 0 and only wrong ones move
     # (A = -1), so it converges more slowly at GRPO's rate (0.71 at 3e-3 over these 100 steps).
     lr = 5e-3 if name == "remax" else 3e-3
+    # Online DPO's pairwise loss climbs more slowly (0.75 at steps 90-100, 0.99 at 140-150):
+    # at 100 steps its last ten sit on the 0.8 line, where float rounding decides the test.
+    steps = 150 if name == "online_dpo" else 100
     rewards, summary = toy_learning_run(
-        tmp_path, {"name": name, "lr": lr}, seed=0, max_new_tokens=max_new_tokens
+        tmp_path, {"name": name, "lr": lr}, seed=0, max_new_tokens=max_new_tokens, steps=steps
     )
     start, end = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert start < 0.3, rewards

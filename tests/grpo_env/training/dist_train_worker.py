@@ -6,7 +6,8 @@ tests/grpo_env/training/test_distributed.py).
 GRPO with LoRA on the tiny next-digit model, 4 groups x 4 samples per step, each group sampled
 from its own seed. With DIE_RANK/DIE_CALL that rank's process exits (code 3) in its DIE_CALL-th
 scoring call: a rank that dies mid-run. GRPO_TEST_RESUME=1 resumes the run in OUT;
-GRPO_TEST_FSDP2=1 trains the full model under FSDP2 (and evaluates 3 tasks on every rank).
+GRPO_TEST_FSDP2=1 trains the full model under FSDP2 (and evaluates 3 tasks on every rank);
+GRPO_TEST_DTYPE sets model.dtype (default auto).
 """
 
 import os
@@ -41,7 +42,11 @@ def main() -> None:
             "prompts_per_step": 4,
             "seed": 3,
             "out": out,
-            "model": {"name": model_dir, "lora": not fsdp2},
+            "model": {
+                "name": model_dir,
+                "lora": not fsdp2,
+                "dtype": os.environ.get("GRPO_TEST_DTYPE", "auto"),
+            },
             "generation": {"max_new_tokens": 3, "temperature": 1.0},  # the default hf_decode
             "agent": {
                 "name": "grpo",

@@ -161,6 +161,23 @@ def test_two_ranks_train_like_one_and_resume_the_same(tmp_path, toy_model, strat
     assert c[2]["grad_norm"] == pytest.approx(b[2]["grad_norm"], rel=1e-5)
 
 
+@pytest.mark.slow
+def test_fsdp2_shards_a_bf16_reference_and_trains(tmp_path, toy_model):
+    """Under bf16 the reference stores its linear weights in bf16 beside float32 embeddings
+    and norms: FSDP2 shards that mixed-dtype model and the run trains like one rank."""
+    extra = {"GRPO_TEST_FSDP2": "1", "GRPO_TEST_DTYPE": "bfloat16"}
+    worker = str(HERE / "dist_train_worker.py")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run([worker, str(toy_model), str(one), "2"], **extra).returncode == 0
+    result = run([worker, str(toy_model), str(two), "2"], ranks=2, **extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = metrics(one), metrics(two)
+    assert [m["precision"] for m in b] == ["bfloat16", "bfloat16"]
+    for m1, m2 in zip(a, b, strict=True):
+        assert m1["reward_mean"] == m2["reward_mean"]
+        assert m2["kl"] >= 0.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,95 @@
+"""Attention for short sequences on CPU: plain matmuls where torch's CPU SDPA kernel is slow.
+
+torch's flash-attention kernel for CPU has a high fixed cost per call: on SmolLM2-135M, one
+decode step (one query per row, 16 rows) spends ~0.5 ms per layer in it, a third of the step.
+For the short queries of RL sampling and of a GRPO loss over ~100 tokens, two matmuls and a
+float32 softmax are faster, in the forward and in the backward (measured in this module's
+tests' neighbour, ``bench/decode_throughput.py``). They materialise the score matrix, so long
+sequences (``q_len * kv_len`` above ``EAGER_MAX_SCORES`` per head) still go to SDPA, whose
+memory does not grow with it.
+
+The grouped query heads of GQA share their key/value head by a reshape (no ``repeat_kv``
+copy). The mask is transformers' SDPA mask (boolean, True = attend, or None when the pattern
+is plain causal), so switching between the two paths per call needs no second mask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+NAME = "grpo_env_short_eager"
+# Score entries per (row, head) up to which the matmul path runs. 64 x 512: at 8 rows and 9
+# heads its saved activations stay under ~20 MB per layer.
+EAGER_MAX_SCORES = 64 * 512
+
+
+def short_eager_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function signature: query [B, H, q, d], key/value [B, Hkv, k, d]
+    -> output [B, q, H, d]."""
+    batch, heads, q_len, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
+    if q_len * kv_len > EAGER_MAX_SCORES or kwargs.get("softcap") is not None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    groups = heads // kv_heads
+    scale = scaling if scaling is not None else dim**-0.5
+    # Head h uses key/value head h // groups (repeat_kv's order): fold the group into queries.
+    grouped = query.reshape(batch, kv_heads, groups * q_len, dim)
+    scores = torch.matmul(grouped, key.transpose(2, 3)) * scale
+    scores = scores.view(batch, kv_heads, groups, q_len, kv_len)
+    allowed = attention_mask
+    if allowed is None and q_len > 1:
+        # None means plain causal: query i sits at key position i + (kv_len - q_len).
+        rows = torch.arange(q_len, device=query.device)[:, None] + (kv_len - q_len)
+        allowed = rows >= torch.arange(kv_len, device=query.device)[None, :]
+    if allowed is not None:
+        if allowed.dim() == 4:  # [B or 1, 1, q, k]: broadcast over the group axis
+            allowed = allowed[:, :, None]
+        if allowed.dtype == torch.bool:
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+        else:  # an additive float mask
+            scores = scores + allowed
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    if dropout and module.training:
+        probs = nn.functional.dropout(probs, p=dropout)
+    out = torch.matmul(probs.view(batch, kv_heads, groups * q_len, kv_len), value)
+    out = out.view(batch, heads, q_len, dim).transpose(1, 2).contiguous()
+    return out, None
+
+
+def register() -> str:
+    """Register the function (and SDPA's mask format) with transformers; returns its name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, short_eager_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    return NAME
+
+
+def use_short_eager(model: nn.Module) -> bool:
+    """Switch a model that runs SDPA on the CPU to the short-sequence path; False when the
+    model cannot switch (not transformers' functional attention) or uses something else."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        return False
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is None or not getattr(model, "_can_set_attn_implementation", lambda: False)():
+        return False
+    setter(register())
+    return model.config._attn_implementation == NAME
