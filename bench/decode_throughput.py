@@ -63,24 +63,39 @@ def count_tokens(rows: list[list[int]], eos: tuple[int, ...]) -> int:
     return total
 
 
-def run_ours(policy: Any, batch: list[list[int]], decode: str) -> int:
+# --ignore-eos: an id no model samples, so every row decodes MAX_NEW_TOKENS tokens.
+NEVER = -1
+
+
+def run_ours(policy: Any, batch: list[list[int]], decode: str, ignore_eos: bool) -> int:
+    from dataclasses import replace
+
     from grpo_env.policy.generation import HFGenerator, SamplingParams
 
+    if ignore_eos:
+        policy = replace(policy, eos_token_ids=(NEVER,))
     params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
     groups = HFGenerator(policy, decode=decode).generate(batch, G, params)
     return sum(len(c.token_ids) for g in groups for c in g)
 
 
-def run_plain(model: Any, tokenizer: Any, batch: list[list[int]], eos: tuple[int, ...]) -> int:
+def run_plain(
+    model: Any, tokenizer: Any, batch: list[list[int]], eos: tuple[int, ...], ignore_eos: bool
+) -> int:
     rows = [p for p in batch for _ in range(G)]
     width = max(len(r) for r in rows)
     ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     with torch.inference_mode():
+        stop = {"eos_token_id": NEVER} if ignore_eos else {}
         out = model.generate(
-            input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=MAX_NEW_TOKENS
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            max_new_tokens=MAX_NEW_TOKENS,
+            **stop,
         )
-    return count_tokens(out[:, width:].tolist(), eos)
+    return count_tokens(out[:, width:].tolist(), () if ignore_eos else eos)
 
 
 def main() -> None:
@@ -88,6 +103,12 @@ def main() -> None:
     parser.add_argument("--batches", default="16,64", help="rows per call (multiples of 8)")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per row (after one)")
     parser.add_argument("--only", default="", help="comma-separated paths to run (default all)")
+    parser.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="decode every row to the token limit: the same work on every path (without it, "
+        "rows that end early make the rate depend on what was sampled)",
+    )
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM
 
@@ -116,16 +137,22 @@ def main() -> None:
     }
     paths = {
         "generate-defaults-fp32": lambda b: run_plain(
-            plain["fp32"], base.tokenizer, b, base.eos_token_ids
+            plain["fp32"], base.tokenizer, b, base.eos_token_ids, args.ignore_eos
         ),
         "generate-defaults-bf16": lambda b: run_plain(
-            plain["bf16"], base.tokenizer, b, base.eos_token_ids
+            plain["bf16"], base.tokenizer, b, base.eos_token_ids, args.ignore_eos
         ),
-        "hf-generate-fp32": lambda b: run_ours(policies["float32-sdpa"], b, "generate"),
-        "hf-generate-bf16": lambda b: run_ours(policies["bfloat16-sdpa"], b, "generate"),
-        "hf-loop-fp32": lambda b: run_ours(policies["float32"], b, "loop"),
-        "hf-loop-bf16-sdpa": lambda b: run_ours(policies["bfloat16-sdpa"], b, "loop"),
-        "hf-loop-bf16": lambda b: run_ours(policies["bfloat16"], b, "loop"),
+        "hf-generate-fp32": lambda b: run_ours(
+            policies["float32-sdpa"], b, "generate", args.ignore_eos
+        ),
+        "hf-generate-bf16": lambda b: run_ours(
+            policies["bfloat16-sdpa"], b, "generate", args.ignore_eos
+        ),
+        "hf-loop-fp32": lambda b: run_ours(policies["float32"], b, "loop", args.ignore_eos),
+        "hf-loop-bf16-sdpa": lambda b: run_ours(
+            policies["bfloat16-sdpa"], b, "loop", args.ignore_eos
+        ),
+        "hf-loop-bf16": lambda b: run_ours(policies["bfloat16"], b, "loop", args.ignore_eos),
     }
     only = [p for p in args.only.split(",") if p]
     results = []
@@ -144,6 +171,7 @@ def main() -> None:
             row = {
                 "path": name,
                 "batch": rows,
+                "ignore_eos": args.ignore_eos,
                 "tokens_per_s": round(rate, 1),
                 "tokens": tokens,
                 "seconds": round(seconds, 2),

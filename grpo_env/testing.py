@@ -202,3 +202,32 @@ def fake_distribution(
     for module, source in (modules or {}).items():
         (directory / f"{module}.py").write_text(source)
     return directory
+
+
+# ----- gradients of one update, for the micro-batch invariance tests ------------------------
+
+
+def capture_update_grads(agent: Any) -> dict[str, Any]:
+    """Make ``agent``'s optimiser steps copy the gradients they would apply instead (summed
+    over steps; keys ``policy.NAME`` and, for an agent with a critic, ``critic.NAME``), so a
+    test can compare one update's gradients across micro-batch splits. Returns the dict the
+    next ``agent.update`` fills."""
+    captured: dict[str, Any] = {}
+
+    def copy_instead_of_stepping(prefix: str, module: Any, optimizer: Any) -> Any:
+        def step() -> float:
+            for name, param in module.named_parameters():
+                if param.grad is not None:
+                    key = prefix + name
+                    captured[key] = captured.get(key, 0) + param.grad.clone()
+            optimizer.zero_grad()
+            return 0.0
+
+        return step
+
+    agent.optimizer_step = copy_instead_of_stepping("policy.", agent.policy.model, agent.optimizer)
+    if getattr(agent, "critic", None) is not None and hasattr(agent, "_critic_step"):
+        agent._critic_step = copy_instead_of_stepping(
+            "critic.", agent.critic, agent.critic_optimizer
+        )
+    return captured

@@ -26,7 +26,7 @@ from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
 from grpo_env.strict_model import ConfigError
-from grpo_env.testing import next_digit_env
+from grpo_env.testing import capture_update_grads, next_digit_env
 from grpo_env.training.config import validate_config
 from grpo_env.training.rollout import rollout_groups
 from grpo_env.training.trainer import Trainer
@@ -94,43 +94,25 @@ def test_ratio_is_one_and_kl_zero_at_the_first_inner_step(toy_model, monkeypatch
     assert math.isfinite(metrics["loss"])
 
 
-def grads_after_update(name, model_dir, groups, monkeypatch, **options):
+def grads_after_update(name, model_dir, groups, **options):
     agent = make_agent(name, model_dir, lora=False, **options)
-    captured = {}
-
-    def capture(prefix, module, optimizer):
-        def instead_of_stepping():
-            for param_name, param in module.named_parameters():
-                if param.grad is not None:
-                    captured[prefix + param_name] = param.grad.clone()
-            optimizer.zero_grad()
-            return 0.0
-
-        return instead_of_stepping
-
-    monkeypatch.setattr(
-        agent, "optimizer_step", capture("policy.", agent.policy.model, agent.optimizer)
-    )
-    if name == "ppo":
-        monkeypatch.setattr(
-            agent, "_critic_step", capture("critic.", agent.critic, agent.critic_optimizer)
-        )
+    captured = capture_update_grads(agent)
     agent.update(groups)
     return captured
 
 
 @pytest.mark.parametrize("name", ["ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "dapo"])
-def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, monkeypatch, name):
+def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, name):
     # Batch-wide advantages (whitening, group baselines) are computed before the split.
     probe = make_agent(name, toy_model, lora=False)
     groups = groups_for(probe, prompts=3, group_size=4)
     assert len({len(e.completion_ids) for g in groups for e in g.episodes}) > 1
-    whole = grads_after_update(name, toy_model, groups, monkeypatch, micro_batch_size=64)
+    whole = grads_after_update(name, toy_model, groups, micro_batch_size=64)
     assert any(g.abs().max() > 0 for k, g in whole.items() if k.startswith("policy."))
     if name == "ppo":
         assert any(k.startswith("critic.") for k in whole)
     for size in (1, 5):
-        split = grads_after_update(name, toy_model, groups, monkeypatch, micro_batch_size=size)
+        split = grads_after_update(name, toy_model, groups, micro_batch_size=size)
         assert split.keys() == whole.keys()
         for key, grad in whole.items():
             assert torch.allclose(split[key], grad, atol=1e-6, rtol=1e-4), (size, key)

@@ -9,7 +9,7 @@ from grpo_env.agents.grpo import GRPOAgent, GRPOConfig
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
-from grpo_env.testing import next_digit_env
+from grpo_env.testing import capture_update_grads, next_digit_env
 from grpo_env.training.rollout import rollout_groups
 from grpo_env.types import Group, VerifyResult
 
@@ -72,23 +72,15 @@ def test_ratio_is_one_at_the_first_inner_step_of_later_updates(toy_model, monkey
     assert metrics["kl"] > 0
 
 
-def grads_after_update(model_dir, groups, monkeypatch, **options):
+def grads_after_update(model_dir, groups, **options):
     agent = make_agent(model_dir, lora=False, **options)
-    captured = {}
-
-    def capture_instead_of_stepping():
-        for name, param in agent.policy.model.named_parameters():
-            captured[name] = param.grad.clone()
-        agent.optimizer.zero_grad()
-        return 0.0
-
-    monkeypatch.setattr(agent, "optimizer_step", capture_instead_of_stepping)
+    captured = capture_update_grads(agent)
     agent.update(groups)
     return captured
 
 
 @pytest.mark.parametrize("loss_agg", ["seq-mean-token-mean", "token-mean", "dr_grpo"])
-def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, monkeypatch, loss_agg):
+def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, loss_agg):
     probe = make_agent(toy_model, lora=False)
     groups = groups_for(probe, prompts=3, group_size=4)
     lengths = {len(e.completion_ids) for g in groups for e in g.episodes}
@@ -96,12 +88,10 @@ def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, monkeypatch, 
     for group in groups:  # a random model rarely scores: give every group some signal
         for i, episode in enumerate(group.episodes):
             episode.reward = float(i % 2)
-    whole = grads_after_update(
-        toy_model, groups, monkeypatch, loss_agg=loss_agg, micro_batch_size=64, beta=0.04
-    )
+    whole = grads_after_update(toy_model, groups, loss_agg=loss_agg, micro_batch_size=64, beta=0.04)
     for size in (1, 5):
         split = grads_after_update(
-            toy_model, groups, monkeypatch, loss_agg=loss_agg, micro_batch_size=size, beta=0.04
+            toy_model, groups, loss_agg=loss_agg, micro_batch_size=size, beta=0.04
         )
         for name, grad in whole.items():
             assert torch.allclose(split[name], grad, atol=1e-6, rtol=1e-4), (size, name)

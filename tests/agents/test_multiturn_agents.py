@@ -10,7 +10,7 @@ from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
-from grpo_env.testing import game_model_dir, guess_number_env
+from grpo_env.testing import capture_update_grads, game_model_dir, guess_number_env
 from grpo_env.training.rollout import rollout_groups
 from grpo_env.types import VerifyResult
 
@@ -76,37 +76,19 @@ def test_ratio_is_one_and_kl_zero_at_the_first_inner_step(game_model, monkeypatc
     assert metrics["sampler_logprob_gap"] < 1e-5
 
 
-def grads_after_update(name, model_dir, groups, monkeypatch, **options):
+def grads_after_update(name, model_dir, groups, **options):
     agent = make_agent(name, model_dir, **options)
-    captured = {}
-
-    def capture(prefix, module, optimizer):
-        def instead_of_stepping():
-            for param_name, param in module.named_parameters():
-                if param.grad is not None:
-                    captured[prefix + param_name] = param.grad.clone()
-            optimizer.zero_grad()
-            return 0.0
-
-        return instead_of_stepping
-
-    monkeypatch.setattr(
-        agent, "optimizer_step", capture("policy.", agent.policy.model, agent.optimizer)
-    )
-    if name == "ppo":
-        monkeypatch.setattr(
-            agent, "_critic_step", capture("critic.", agent.critic, agent.critic_optimizer)
-        )
+    captured = capture_update_grads(agent)
     agent.update(groups)
     return captured
 
 
 @pytest.mark.parametrize("name", ["grpo", "ppo", "rloo", "reinforce_pp", "dapo"])
-def test_gradient_is_invariant_to_the_micro_batch_split(game_model, monkeypatch, name):
+def test_gradient_is_invariant_to_the_micro_batch_split(game_model, name):
     groups = multiturn_groups(make_agent(name, game_model))
-    whole = grads_after_update(name, game_model, groups, monkeypatch, micro_batch_size=64)
+    whole = grads_after_update(name, game_model, groups, micro_batch_size=64)
     assert any(g.abs().max() > 0 for k, g in whole.items() if k.startswith("policy."))
-    split = grads_after_update(name, game_model, groups, monkeypatch, micro_batch_size=5)
+    split = grads_after_update(name, game_model, groups, micro_batch_size=5)
     assert split.keys() == whole.keys()
     for key, grad in whole.items():
         assert torch.allclose(split[key], grad, atol=1e-6, rtol=1e-4), key

@@ -16,7 +16,7 @@ from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.logprobs import pack_sequences, token_logprobs
 from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
-from grpo_env.testing import next_digit_env
+from grpo_env.testing import capture_update_grads, next_digit_env
 from grpo_env.training.config import validate_config
 from grpo_env.training.rollout import rollout_groups
 from grpo_env.training.trainer import Trainer
@@ -46,21 +46,6 @@ def groups_for(agent, seed=0, prompts=4, group_size=6, signal=True):
     return groups
 
 
-def capture_grads(agent, monkeypatch):
-    """Replace the optimiser step by a copy of the gradients it would have applied."""
-    captured = {}
-
-    def instead_of_stepping():
-        for name, param in agent.policy.model.named_parameters():
-            if param.grad is not None:
-                captured[name] = captured.get(name, 0) + param.grad.clone()
-        agent.optimizer.zero_grad()
-        return 0.0
-
-    monkeypatch.setattr(agent, "optimizer_step", instead_of_stepping)
-    return captured
-
-
 def sequence_terms(model, episodes, temperature=1.0):
     """Per-token logprobs ``[N, C]`` and the completion mask of ``episodes``, with gradients."""
     batch = pack_sequences(
@@ -73,7 +58,8 @@ def sequence_terms(model, episodes, temperature=1.0):
 def grads_of(model, loss):
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
-    return {n: g for (n, _), g in zip(params, grads, strict=True) if g is not None}
+    # Keyed like capture_update_grads: the policy's parameters under "policy.".
+    return {f"policy.{n}": g for (n, _), g in zip(params, grads, strict=True) if g is not None}
 
 
 def assert_same_grads(actual, expected):
@@ -153,22 +139,22 @@ def expected_pg_grads(agent, groups, coefficient):
     return grads_of(agent.policy.model, -(coef * per_sequence).sum() / len(episodes))
 
 
-def test_online_rft_gradient_is_the_likelihood_of_the_kept_samples(toy_model, monkeypatch):
+def test_online_rft_gradient_is_the_likelihood_of_the_kept_samples(toy_model):
     agent = make_agent("online_rft", toy_model, lora=False, micro_batch_size=5)
     groups = groups_for(agent)
     expected = expected_pg_grads(agent, groups, lambda g, i, e: float(e.reward >= 1.0))
-    captured = capture_grads(agent, monkeypatch)
+    captured = capture_update_grads(agent)
     metrics = agent.update(groups)
     assert_same_grads(captured, expected)
     assert metrics["samples_kept"] == sum(e.reward >= 1 for g in groups for e in g.episodes)
     assert agent.reference is None  # no KL, no reference
 
 
-def test_remax_gradient_uses_the_greedy_reward_as_baseline(toy_model, monkeypatch):
+def test_remax_gradient_uses_the_greedy_reward_as_baseline(toy_model):
     agent = make_agent("remax", toy_model, lora=False, micro_batch_size=5)
     groups = groups_for(agent)
     expected = expected_pg_grads(agent, groups, lambda g, i, e: e.reward - g.greedy.reward)
-    captured = capture_grads(agent, monkeypatch)
+    captured = capture_update_grads(agent)
     metrics = agent.update(groups)
     assert_same_grads(captured, expected)
     assert metrics["greedy_reward_mean"] == pytest.approx(0.5)
@@ -186,7 +172,7 @@ def test_online_dpo_first_step_loss_is_log2(toy_model):
     assert metrics["pairs"] == 4 and metrics["frac_no_pair"] == 0.0
 
 
-def test_online_dpo_gradient_by_hand(toy_model, monkeypatch):
+def test_online_dpo_gradient_by_hand(toy_model):
     agent = make_agent("online_dpo", toy_model, lora=False, beta=0.5, micro_batch_size=3)
     assert agent.reference.frozen is not None  # full fine-tuning: a frozen copy
     with torch.no_grad():  # move the policy off the reference, so every term matters
@@ -208,7 +194,7 @@ def test_online_dpo_gradient_by_hand(toy_model, monkeypatch):
     h = (c - (ref_c * mask_c).sum(1)) - (r - (ref_r * mask_r).sum(1))
     loss = -torch.nn.functional.logsigmoid(0.5 * h).mean()
     expected = grads_of(agent.policy.model, loss)
-    captured = capture_grads(agent, monkeypatch)
+    captured = capture_update_grads(agent)
     metrics = agent.update(groups)
     assert_same_grads(captured, expected)
     assert metrics["loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
@@ -231,22 +217,22 @@ def test_online_dpo_counts_groups_without_a_pair(toy_model):
 # ----- rules every agent keeps --------------------------------------------------------------
 
 
-def grads_after_update(name, model_dir, groups, monkeypatch, **options):
+def grads_after_update(name, model_dir, groups, **options):
     agent = make_agent(name, model_dir, lora=False, **options)
-    captured = capture_grads(agent, monkeypatch)
+    captured = capture_update_grads(agent)
     agent.update(groups)
     return captured
 
 
 @pytest.mark.parametrize("name", ["online_rft", "online_dpo", "remax"])
-def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, monkeypatch, name):
+def test_gradient_is_invariant_to_the_micro_batch_split(toy_model, name):
     probe = make_agent(name, toy_model, lora=False)
     groups = groups_for(probe, prompts=3, group_size=4)
     assert len({len(e.completion_ids) for g in groups for e in g.episodes}) > 1
-    whole = grads_after_update(name, toy_model, groups, monkeypatch, micro_batch_size=64)
+    whole = grads_after_update(name, toy_model, groups, micro_batch_size=64)
     assert any(g.abs().max() > 0 for g in whole.values())
     for size in (1, 3, 5):
-        split = grads_after_update(name, toy_model, groups, monkeypatch, micro_batch_size=size)
+        split = grads_after_update(name, toy_model, groups, micro_batch_size=size)
         assert split.keys() == whole.keys()
         for key, grad in whole.items():
             assert torch.allclose(split[key], grad, atol=1e-6, rtol=1e-4), (size, key)
