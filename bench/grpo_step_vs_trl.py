@@ -12,8 +12,9 @@ autocast through accelerate), in the order ours, TRL for each precision.
     flock /tmp/grpo-heavy.lock python bench/grpo_step_vs_trl.py --steps 3
 
 prints one JSON object: per-step seconds, the mean over steps after the first (warm-up), peak
-RSS, and generated tokens per step for both, and the ratios. Needs ``trl`` (the ``bench``
-extra; install it with ``--no-deps`` so it cannot touch torch).
+RSS, and generated tokens per step for both, and the ratios. Needs ``trl`` and its
+``datasets`` (the ``bench`` extra: ``.venv/bin/pip install -e '.[bench]'``; the venv's pinned
+torch already satisfies trl, so pip leaves it).
 """
 
 from __future__ import annotations
