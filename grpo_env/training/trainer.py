@@ -35,6 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 import grpo_env
 from grpo_env.env import VerifiableEnv
 from grpo_env.evaluation.evaluate import EvalResult, evaluate_greedy
+from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import Generator, SamplingParams, make_generator
 from grpo_env.policy.models import Policy, load_policy
 from grpo_env.registry import agents as agent_registry
@@ -129,6 +130,17 @@ def sampling_params(config: TrainConfig) -> SamplingParams:
     )
 
 
+def model_config_for(config: TrainConfig) -> ModelConfig:
+    """``config.model``, with ``attention = "auto"`` kept on the model's SDPA under FSDP2: with
+    the CPU matmul attention a 2-rank gloo FSDP2 run aborted at exit ("terminate called
+    without an active exception") in about 1 run of 20, cause not found. Decided from the
+    strategy, not the rank count, so 1 and N ranks compute alike. FSDP2 on CUDA runs SDPA
+    anyway."""
+    if config.distributed.strategy == "fsdp2" and config.model.attention == "auto":
+        return config.model.model_copy(update={"attention": "model"})
+    return config.model
+
+
 class Trainer:
     """One training run (see the module docstring).
 
@@ -167,7 +179,7 @@ class Trainer:
         check_verifier(self.env, config.env)  # before generating: can it score at all?
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.no_signal = NoSignalWatch()
-        self.policy = load_policy(config.model)
+        self.policy = load_policy(model_config_for(config))
         line = f"precision: {self.policy.precision.describe()}"
         if self.policy.attention == "short_eager":
             line += "; attention: matmuls for short sequences on CPU, SDPA for long ones"

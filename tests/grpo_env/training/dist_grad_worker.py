@@ -54,8 +54,13 @@ def main(mode: str, out: str) -> None:
     tokenizer = char_tokenizer(DIGITS + "=")
     model = tiny_llama(tokenizer, seed=0)
     lora = mode == "ddp"
+    # FSDP2 keeps the model's SDPA, as the trainer does (training.trainer.model_config_for).
     policy = wrap_policy(
-        model, tokenizer, ModelConfig(lora=lora), source="tiny", device=torch.device("cpu")
+        model,
+        tokenizer,
+        ModelConfig(lora=lora, attention="auto" if lora else "model"),
+        source="tiny",
+        device=torch.device("cpu"),
     )
     if lora:  # B = 0 at init would leave A without gradient: give both a signal
         torch.manual_seed(1)

@@ -178,6 +178,16 @@ def test_fsdp2_shards_a_bf16_reference_and_trains(tmp_path, toy_model):
         assert m2["kl"] >= 0.0
 
 
+@pytest.mark.parametrize(("strategy", "attention"), [("fsdp2", "model"), ("ddp", "auto")])
+def test_fsdp2_runs_keep_the_models_attention(strategy, attention):
+    from grpo_env.training.config import validate_config
+    from grpo_env.training.trainer import model_config_for
+
+    config = validate_config({"env": "next-digit", "distributed": {"strategy": strategy}})
+    assert model_config_for(config).attention == attention
+    assert config.model.attention == "auto"  # the config itself is left as written
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
