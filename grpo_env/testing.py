@@ -231,3 +231,31 @@ def capture_update_grads(agent: Any) -> dict[str, Any]:
             "critic.", agent.critic, agent.critic_optimizer
         )
     return captured
+
+
+def toy_groups(
+    agent: Any,
+    seed: int = 0,
+    prompts: int = 4,
+    group_size: int = 6,
+    signal: bool = True,
+    greedy_signal: bool = False,
+) -> list[Any]:
+    """Groups of the next-digit task sampled by ``agent`` after seeding torch with ``seed``.
+    ``signal``: each group's rewards are set to ``(i + g) % 3 == 0`` (a random model rarely
+    scores, so every group gets some spread); ``greedy_signal``: a greedy episode (ReMax's
+    baseline) gets ``g % 2`` as well."""
+    import torch
+
+    from grpo_env.training.rollout import rollout_groups
+
+    torch.manual_seed(seed)
+    env = next_digit_env()
+    groups = rollout_groups(env, agent, [env.tasks[i] for i in range(prompts)], group_size, tag="t")
+    if signal:
+        for g, group in enumerate(groups):
+            for i, episode in enumerate(group.episodes):
+                episode.reward = float((i + g) % 3 == 0)
+            if greedy_signal and group.greedy is not None:
+                group.greedy.reward = float(g % 2)
+    return groups

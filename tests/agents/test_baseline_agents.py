@@ -26,9 +26,8 @@ from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
 from grpo_env.strict_model import ConfigError
-from grpo_env.testing import capture_update_grads, next_digit_env
+from grpo_env.testing import capture_update_grads, next_digit_env, toy_groups
 from grpo_env.training.config import validate_config
-from grpo_env.training.rollout import rollout_groups
 from grpo_env.training.trainer import Trainer
 
 SAMPLING = SamplingParams(max_new_tokens=4, temperature=1.0)
@@ -42,15 +41,7 @@ def make_agent(name, model_dir, *, lora=True, sampling=SAMPLING, **options):
     return factory(policy, HFGenerator(policy), sampling, factory.Config(**options), total_steps=4)
 
 
-def groups_for(agent, seed=0, prompts=4, group_size=6, signal=True):
-    torch.manual_seed(seed)
-    env = next_digit_env()
-    groups = rollout_groups(env, agent, [env.tasks[i] for i in range(prompts)], group_size, tag="t")
-    if signal:  # a random model rarely scores: give every group some variance
-        for g, group in enumerate(groups):
-            for i, episode in enumerate(group.episodes):
-                episode.reward = float((i + g) % 3 == 0)
-    return groups
+groups_for = toy_groups
 
 
 def test_every_agent_is_registered_with_a_description():

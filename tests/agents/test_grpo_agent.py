@@ -1,5 +1,7 @@
 """GRPOAgent on a tiny model: rules 1, 5, 6, 7 and 8 of DESIGN.md, through the real update."""
 
+import functools
+
 import pytest
 import torch
 
@@ -9,8 +11,7 @@ from grpo_env.agents.grpo import GRPOAgent, GRPOConfig
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
-from grpo_env.testing import capture_update_grads, next_digit_env
-from grpo_env.training.rollout import rollout_groups
+from grpo_env.testing import capture_update_grads, toy_groups
 from grpo_env.types import Group, VerifyResult
 
 SAMPLING = SamplingParams(max_new_tokens=4, temperature=1.0)
@@ -21,11 +22,7 @@ def make_agent(model_dir, *, lora=True, sampling=SAMPLING, **options):
     return GRPOAgent(policy, HFGenerator(policy), sampling, GRPOConfig(**options), total_steps=4)
 
 
-def groups_for(agent, seed=0, prompts=4, group_size=6):
-    torch.manual_seed(seed)
-    env = next_digit_env()
-    tasks = [env.tasks[i] for i in range(prompts)]
-    return rollout_groups(env, agent, tasks, group_size, tag="t")
+groups_for = functools.partial(toy_groups, signal=False)
 
 
 class Spy:

@@ -2,6 +2,7 @@
 through its real update, micro-batch invariance, infra-error masking, the greedy sample the
 rollout attaches for ReMax, and every one of them through the trainer."""
 
+import functools
 import json
 import math
 
@@ -16,7 +17,7 @@ from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.logprobs import pack_sequences, token_logprobs
 from grpo_env.policy.models import load_policy
 from grpo_env.registry import agents as registry
-from grpo_env.testing import capture_update_grads, next_digit_env
+from grpo_env.testing import capture_update_grads, next_digit_env, toy_groups
 from grpo_env.training.config import validate_config
 from grpo_env.training.rollout import rollout_groups
 from grpo_env.training.trainer import Trainer
@@ -33,17 +34,7 @@ def make_agent(name, model_dir, *, lora=True, sampling=SAMPLING, total_steps=4, 
     return factory(policy, HFGenerator(policy), sampling, config, total_steps=total_steps)
 
 
-def groups_for(agent, seed=0, prompts=4, group_size=6, signal=True):
-    torch.manual_seed(seed)
-    env = next_digit_env()
-    groups = rollout_groups(env, agent, [env.tasks[i] for i in range(prompts)], group_size, tag="t")
-    if signal:  # a random model rarely scores: give every group some variance
-        for g, group in enumerate(groups):
-            for i, episode in enumerate(group.episodes):
-                episode.reward = float((i + g) % 3 == 0)
-            if group.greedy is not None:
-                group.greedy.reward = float(g % 2)
-    return groups
+groups_for = functools.partial(toy_groups, greedy_signal=True)
 
 
 def sequence_terms(model, episodes, temperature=1.0):
