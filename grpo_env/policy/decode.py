@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from grpo_env.policy.logprobs import logsumexp_parts
+
 
 @dataclass
 class Sampled:
@@ -47,8 +49,9 @@ def warp_for_sampling(logits: torch.Tensor, top_k: int, top_p: float) -> torch.T
 
 
 def draw(probs: torch.Tensor) -> torch.Tensor:
-    """One token per row from ``probs`` by inverse CDF: one uniform per row and a search,
-    where ``torch.multinomial`` draws an exponential per vocabulary entry (the larger cost)."""
+    """One token per row from ``probs`` (unnormalised weights will do) by inverse CDF: one
+    uniform per row and a search, where ``torch.multinomial`` draws an exponential per
+    vocabulary entry (the larger cost)."""
     cdf = probs.cumsum(dim=-1)
     u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
     # right=True: the first entry whose cdf exceeds u, never a zero-probability one.
@@ -99,15 +102,17 @@ def sample_rows(
     tokens: list[list[int]] = [[] for _ in range(len(rows))]
     logps: list[list[float]] = [[] for _ in range(len(rows))]
     for step in range(max_new_tokens):
-        scaled = logits.float() / scale  # a division, as the trainer's: the same rounding
-        norm = torch.logsumexp(scaled, dim=-1)
+        scaled = logits.float()
+        if scale != 1.0:
+            scaled = scaled / scale  # a division, as the trainer's: the same rounding
+        # The trainer's function and formula (SelectedLogprobs): gather - logsumexp.
+        norm, weights, _ = logsumexp_parts(scaled)
         if greedy:
             chosen = scaled.argmax(dim=-1)
         elif top_k or top_p < 1.0:
             chosen = draw(warp_for_sampling(scaled, top_k, top_p).softmax(dim=-1))
         else:
-            chosen = draw(torch.exp(scaled - norm[:, None]))
-        # gather - logsumexp: the trainer's formula (gather_logprobs), not a full log_softmax.
+            chosen = draw(weights)  # exp(x - max): the softmax up to its (unneeded) sum
         chosen_logp = scaled.gather(1, chosen[:, None]).squeeze(1) - norm
         picked = zip(live.tolist(), chosen.tolist(), chosen_logp.tolist(), strict=True)
         for row, token, value in picked:

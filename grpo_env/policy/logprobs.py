@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,15 +124,10 @@ def token_logprobs(
     column = 0
     for logits in parts:
         width = logits.shape[1]
-        logits = logits.float()
-        if temperature != 1.0:
-            # In place: nothing downstream of the lm_head needs its output kept, and a copy of
-            # a batch x length x vocab tensor is the largest allocation of the step.
-            logits = logits.div_(temperature)
-        logps.append(gather_logprobs(logits, batch.completion_ids[:, column : column + width]))
-        if with_entropy:
-            with torch.no_grad():
-                entropies.append(entropy_from_logits(logits.detach()))
+        ids = batch.completion_ids[:, column : column + width]
+        logp, entropy = SelectedLogprobs.apply(logits, ids, temperature, with_entropy)
+        logps.append(logp)
+        entropies.append(entropy)
         column += width
     logp = torch.cat(logps, dim=1)
     return logp, torch.cat(entropies, dim=1) if with_entropy else None
@@ -203,16 +199,64 @@ def _shared_logits(model: nn.Module, batch: TokenBatch) -> list[torch.Tensor]:
     return [first, rest.logits]
 
 
-def gather_logprobs(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """``log_softmax(logits)[token]`` without materialising the full log-softmax."""
-    picked = logits.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``logsumexp(x)`` over the last dim, with the ``exp(x - max)`` and its row sums that it
+    is made of: the same operations as ``torch.logsumexp`` on CPU and CUDA, so the same bits,
+    and the sampler and the trainer both call this one function (rule 4)."""
+    top = torch.amax(x, dim=-1, keepdim=True)
+    top.masked_fill_(top.abs() == float("inf"), 0)  # an all -inf row: its lse stays -inf
+    shifted = (x - top).exp_()
+    sums = shifted.sum(dim=-1)
+    return sums.log() + top.squeeze(-1), shifted, sums
 
 
-def entropy_from_logits(logits: torch.Tensor, chunk: int = 2) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` over the last dim, a few rows at a time (memory)."""
-    parts = []
-    for rows in logits.split(chunk, dim=0):
-        logp = torch.log_softmax(rows, dim=-1)
-        parts.append(-(logp.exp() * logp).sum(dim=-1))
-    return torch.cat(parts, dim=0)
+class SelectedLogprobs(torch.autograd.Function):
+    """Logprob of ``token_ids`` under ``softmax(logits / temperature)`` in float32, and the
+    entropy of that distribution (no gradient: a metric), in a few passes over the
+    ``batch x length x vocab`` tensor.
+
+    Autograd through ``gather - logsumexp`` plus a separate entropy pass reads and writes that
+    tensor about 18 times (forward, backward, entropy); here the forward's ``exp(x - max)``
+    serves the entropy and is kept as the backward's softmax: 8 passes, about 2.5x less time
+    on the vocabulary-sized tensor (float32 gradients equal within float rounding)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        logits: torch.Tensor,
+        token_ids: torch.Tensor,
+        temperature: float,
+        with_entropy: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = logits.float()
+        if temperature != 1.0:
+            # A division, as the sampler's (the same rounding); a new tensor when ``logits``
+            # already was float32 (the model's output is not changed in place).
+            x = x.div_(temperature) if x is not logits else x / temperature
+        lse, shifted, sums = logsumexp_parts(x)
+        logp = x.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) - lse
+        entropy = None
+        if with_entropy:  # H = lse - E_p[x], with p = shifted / sums
+            entropy = lse - torch.linalg.vecdot(shifted, x) / sums
+            ctx.mark_non_differentiable(entropy)
+        ctx.save_for_backward(shifted, sums, token_ids)
+        ctx.temperature = temperature
+        ctx.logits_dtype = logits.dtype
+        return logp, entropy
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_logp: torch.Tensor, grad_entropy: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        if getattr(ctx, "spent", False):
+            raise RuntimeError("SelectedLogprobs reuses its saved softmax: one backward only")
+        ctx.spent = True
+        shifted, sums, token_ids = ctx.saved_tensors
+        # d(x_t - lse)/dx = onehot(t) - softmax(x); the saved exp(x - max) becomes the gradient.
+        grad = shifted.mul_((-grad_logp / sums).unsqueeze(-1))
+        grad.scatter_add_(-1, token_ids.unsqueeze(-1), grad_logp.unsqueeze(-1))
+        if ctx.temperature != 1.0:
+            grad.div_(ctx.temperature)
+        return grad.to(ctx.logits_dtype), None, None, None

@@ -90,6 +90,13 @@ class EvalConfig(StrictModel):
         default_factory=dict, description="overrides making the held-out env, e.g. split='test'"
     )
     max_new_tokens: int | None = Field(None, ge=1)
+    batch_size: int = Field(
+        128,
+        ge=1,
+        description="tasks decoded together: greedy rows leave the batch as they end, so larger "
+        "batches amortise each decode step (200 chain-sum tasks on 2 CPU cores: 34 s at 32, "
+        "23 s at 100-200); lower it when long completions of a large model run out of memory",
+    )
 
 
 class GuardConfig(StrictModel):

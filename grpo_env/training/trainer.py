@@ -474,6 +474,7 @@ class Trainer:
             self.generator,
             self.eval_tasks,
             max_new_tokens=max_new,
+            batch_size=cfg.eval.batch_size,
             on_batch=(lambda done: progress.update(bar, advance=done)) if bar is not None else None,
         )
         if progress is not None and bar is not None:

@@ -6,9 +6,9 @@ import torch
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.logprobs import (
+    SelectedLogprobs,
     _checkpointing,
-    entropy_from_logits,
-    gather_logprobs,
+    logsumexp_parts,
     pack_sequences,
     token_logprobs,
 )
@@ -81,14 +81,58 @@ def test_left_padding_does_not_change_logprobs(policy):
     assert torch.allclose(a[0], b[0], atol=1e-5)
 
 
-def test_gather_and_entropy_match_the_full_softmax():
+def test_logsumexp_parts_is_torch_logsumexp_to_the_bit():
     torch.manual_seed(0)
-    logits = torch.randn(3, 4, 11)
-    ids = torch.randint(0, 11, (3, 4))
-    full = torch.log_softmax(logits, dim=-1)
-    assert torch.allclose(gather_logprobs(logits, ids), full.gather(-1, ids[..., None])[..., 0])
-    expected = -(full.exp() * full).sum(-1)
-    assert torch.allclose(entropy_from_logits(logits, chunk=2), expected, atol=1e-6)
+    x = torch.randn(4, 5, 3001) * 7
+    x[0, 0] = float("-inf")  # an all -inf row stays -inf, as in torch
+    x[1, 1, 5] = float("-inf")
+    lse, shifted, sums = logsumexp_parts(x)
+    assert torch.equal(lse, torch.logsumexp(x, dim=-1))
+    assert torch.allclose(
+        shifted / sums[..., None], torch.softmax(x, dim=-1)[..., :], atol=1e-7, equal_nan=True
+    )
+
+
+def reference_logprobs(logits, ids, temperature):
+    """The plain autograd formula and a full log-softmax entropy, to check against."""
+    x = logits.float() / temperature
+    full = torch.log_softmax(x, dim=-1)
+    return full.gather(-1, ids[..., None])[..., 0], -(full.exp() * full).sum(-1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_selected_logprobs_value_entropy_and_gradient_match_autograd(temperature, dtype):
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 4, 257) * 4).to(dtype)
+    ids = torch.randint(0, 257, (3, 4))
+    weights = torch.randn(3, 4)
+    mine = logits.clone().requires_grad_(True)
+    logp, entropy = SelectedLogprobs.apply(mine, ids, temperature, True)
+    (logp * weights).sum().backward()
+    theirs = logits.clone().requires_grad_(True)
+    expected_logp, expected_entropy = reference_logprobs(theirs, ids, temperature)
+    (expected_logp * weights).sum().backward()
+    assert logp.dtype == torch.float32 and mine.grad.dtype == dtype
+    assert torch.allclose(logp, expected_logp, atol=1e-5)
+    assert torch.allclose(entropy, expected_entropy, atol=1e-5)
+    assert not entropy.requires_grad
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-2
+    assert torch.allclose(mine.grad.float(), theirs.grad.float(), atol=tolerance)
+    assert mine.grad.abs().max() > 0.1
+
+
+def test_selected_logprobs_leave_float32_logits_unchanged_and_refuse_a_second_backward():
+    logits = torch.randn(2, 3, 11, requires_grad=True)
+    before = logits.detach().clone()
+    logp, entropy = SelectedLogprobs.apply(
+        logits * 1, torch.zeros(2, 3, dtype=torch.long), 0.5, False
+    )
+    assert entropy is None
+    assert torch.equal(logits.detach(), before)
+    logp.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward only"):
+        logp.sum().backward()
 
 
 @pytest.mark.parametrize("lora", [False, True])

@@ -123,3 +123,19 @@ def test_vllm_backend_explains_why_it_cannot_run(toy_model):
         make_generator("vllm", policy)
     with pytest.raises(ValueError, match="hf, vllm"):
         make_generator("tgi", policy)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_the_output_head_gets_a_contiguous_last_position(toy_model, lora):
+    policy = load_policy(ModelConfig(name=str(toy_model), lora=lora))
+    seen = []
+    head = policy.model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda m, args, out: seen.append(args[0].is_contiguous()))
+    ids = torch.tensor([[4, 5, 6, 7], [8, 9, 10, 11]])
+    with torch.no_grad():
+        last = policy.model(input_ids=ids, logits_to_keep=1).logits
+        full = policy.model(input_ids=ids).logits
+    hook.remove()
+    # Without the pre-hook the first call's input is the strided slice [:, -1:, :].
+    assert seen == [True, True]
+    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-6)

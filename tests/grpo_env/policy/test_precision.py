@@ -111,3 +111,27 @@ def test_ppo_critic_gets_float32_master_weights_over_a_bf16_lora_base(toy_model)
     torch.manual_seed(0)
     metrics = agent.update(rollout_groups(env, agent, env.tasks[:2], 4, tag="ppo"))
     assert metrics["critic_grad_norm"] >= 0
+
+
+def test_lora_under_autocast_skips_peft_input_casts_with_the_same_logits(toy_model):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    policy = load_policy(ModelConfig(name=str(toy_model), lora=True, dtype="bfloat16"))
+    layers = [m for m in policy.model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+    torch.manual_seed(0)
+    for module in policy.model.modules():  # non-zero adapters, so they take part
+        if hasattr(module, "lora_B"):
+            torch.nn.init.normal_(module.lora_B["default"].weight, std=0.5)
+    ids = torch.tensor([[4, 5, 6, 7, 8]])
+    with torch.no_grad(), policy.autocast():
+        skipped = policy.model(input_ids=ids).logits
+        for module in layers:
+            module.cast_input_dtype_enabled = True
+        cast = policy.model(input_ids=ids).logits
+    assert torch.equal(skipped, cast)
+    # Without autocast (the CUDA LoRA rule: bf16 base, float32 adapters) peft must cast.
+    fp32 = load_policy(ModelConfig(name=str(toy_model), lora=True, dtype="float32"))
+    assert all(
+        m.cast_input_dtype_enabled for m in fp32.model.modules() if isinstance(m, BaseTunerLayer)
+    )
