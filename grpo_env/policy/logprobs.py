@@ -237,7 +237,9 @@ class SelectedLogprobs(torch.autograd.Function):
         logp = x.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) - lse
         entropy = None
         if with_entropy:  # H = lse - E_p[x], with p = shifted / sums
-            entropy = lse - torch.linalg.vecdot(shifted, x) / sums
+            # A batched mat-vec: no vocabulary-sized product tensor (vecdot would make one).
+            dot = torch.matmul(shifted.unsqueeze(-2), x.unsqueeze(-1)).squeeze(-1).squeeze(-1)
+            entropy = lse - dot / sums
             ctx.mark_non_differentiable(entropy)
         ctx.save_for_backward(shifted, sums, token_ids)
         ctx.temperature = temperature

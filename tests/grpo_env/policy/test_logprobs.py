@@ -115,7 +115,8 @@ def test_selected_logprobs_value_entropy_and_gradient_match_autograd(temperature
     (expected_logp * weights).sum().backward()
     assert logp.dtype == torch.float32 and mine.grad.dtype == dtype
     assert torch.allclose(logp, expected_logp, atol=1e-5)
-    assert torch.allclose(entropy, expected_entropy, atol=1e-5)
+    # A metric, reduced by a matmul (oneDNN's float32 order): within 1e-4 nats.
+    assert torch.allclose(entropy, expected_entropy, atol=1e-4)
     assert not entropy.requires_grad
     tolerance = 1e-6 if dtype == torch.float32 else 1e-2
     assert torch.allclose(mine.grad.float(), theirs.grad.float(), atol=tolerance)
