@@ -210,6 +210,14 @@ def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return sums.log() + top.squeeze(-1), shifted, sums
 
 
+def _rowwise_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum(-1)``, one leading row at a time: the product is never vocabulary-sized
+    for the whole batch (a batched mat-vec is slower here: it copies both operands)."""
+    flat_a, flat_b = a.reshape(-1, a.shape[-2], a.shape[-1]), b.reshape(-1, *b.shape[-2:])
+    out = torch.stack([(x * y).sum(-1) for x, y in zip(flat_a, flat_b, strict=True)])
+    return out.reshape(a.shape[:-1])
+
+
 class SelectedLogprobs(torch.autograd.Function):
     """Logprob of ``token_ids`` under ``softmax(logits / temperature)`` in float32, and the
     entropy of that distribution (no gradient: a metric), in a few passes over the
@@ -237,9 +245,7 @@ class SelectedLogprobs(torch.autograd.Function):
         logp = x.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) - lse
         entropy = None
         if with_entropy:  # H = lse - E_p[x], with p = shifted / sums
-            # A batched mat-vec: no vocabulary-sized product tensor (vecdot would make one).
-            dot = torch.matmul(shifted.unsqueeze(-2), x.unsqueeze(-1)).squeeze(-1).squeeze(-1)
-            entropy = lse - dot / sums
+            entropy = lse - _rowwise_dot(shifted, x) / sums
             ctx.mark_non_differentiable(entropy)
         ctx.save_for_backward(shifted, sums, token_ids)
         ctx.temperature = temperature
