@@ -213,9 +213,8 @@ def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 def _rowwise_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a * b).sum(-1)``, one leading row at a time: the product is never vocabulary-sized
     for the whole batch (a batched mat-vec is slower here: it copies both operands)."""
-    flat_a, flat_b = a.reshape(-1, a.shape[-2], a.shape[-1]), b.reshape(-1, *b.shape[-2:])
-    out = torch.stack([(x * y).sum(-1) for x, y in zip(flat_a, flat_b, strict=True)])
-    return out.reshape(a.shape[:-1])
+    rows = zip(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), strict=True)
+    return torch.stack([(x * y).sum(-1) for x, y in rows]).reshape(a.shape[:-1])
 
 
 class SelectedLogprobs(torch.autograd.Function):

@@ -238,7 +238,7 @@ def wrap_policy(
     attention = "model"
     if config.attention == "auto" and device.type == "cpu" and use_short_eager(model):
         attention = "short_eager"
-    contiguous_head_input(model)
+    foldable_head_input(model)
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
@@ -293,7 +293,7 @@ def keep_adapter_inputs_as_they_are(model: nn.Module) -> None:
             module.cast_input_dtype_enabled = False
 
 
-def contiguous_head_input(model: nn.Module) -> None:
+def foldable_head_input(model: nn.Module) -> None:
     """Give the output head an input that matmul can fold into one mm. With
     ``logits_to_keep=1`` (a prefill, the trainer's shared-prompt pass) transformers hands it the
     strided last-position slice, and torch's matmul then expands the ``vocab x hidden`` weight
@@ -303,10 +303,10 @@ def contiguous_head_input(model: nn.Module) -> None:
     getter = getattr(model, "get_output_embeddings", None)
     head = getter() if callable(getter) else None
     if isinstance(head, nn.Module):
-        head.register_forward_pre_hook(_contiguous_first_input)
+        head.register_forward_pre_hook(_foldable_first_input)
 
 
-def _contiguous_first_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+def _foldable_first_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
     x = args[0] if args else None
     if not isinstance(x, torch.Tensor) or x.dim() < 3:
         return None
