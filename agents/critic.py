@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -47,7 +46,6 @@ def decoder_of(model: nn.Module) -> nn.Module:
 @dataclass
 class ValueOutput:
     logits: torch.Tensor  # [B, L, 1] values, named as a causal LM's output is
-    cache: Any
 
 
 class ValueModel(nn.Module):
@@ -78,31 +76,30 @@ class ValueModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor,
-        logits_to_keep: int = 0,
+        logits_to_keep: int | torch.Tensor = 0,
         use_cache: bool = False,
-        cache: Any = None,
     ) -> ValueOutput:
-        """A causal LM's call, values in place of logits (``[B, L, 1]``), so the shared
-        forward of ``grpo_env.policy.logprobs`` (prompts run once per group) serves the critic
-        too."""
+        """A causal LM's call, values in place of logits (``[B, L, 1]``), so the packed
+        forward of ``grpo_env.policy.logprobs`` (each prompt once per row) serves the critic
+        too. ``logits_to_keep``: the last that many positions, or a tensor of positions."""
         output = self.body(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=cache,
             use_cache=use_cache,
         )
         hidden = output.last_hidden_state
-        if logits_to_keep:
+        if isinstance(logits_to_keep, torch.Tensor):
+            hidden = hidden[:, logits_to_keep]
+        elif logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         with torch.autocast(hidden.device.type, enabled=False):  # the head in float32
             values = self.head(hidden.float())
-        return ValueOutput(logits=values, cache=output.cache)
+        return ValueOutput(logits=values)
 
     def values(self, batch: TokenBatch, *, share_prompts: bool | None = None) -> torch.Tensor:
         """Values ``[B, C]`` (float32) of the states before each completion token."""
-        parts = completion_outputs(self, batch, share_prompts=share_prompts)
-        return torch.cat(parts, dim=1).squeeze(-1)
+        return completion_outputs(self, batch, share_prompts=share_prompts).squeeze(-1)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

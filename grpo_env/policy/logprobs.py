@@ -1,13 +1,15 @@
 """Per-token logprobs of completions under a model: the one place every agent gets them.
 
 A ``TokenBatch`` holds each distinct prompt once (left-padded) and the completions sampled
-from it (right-padded), with the index of each completion's prompt. The forward pass shares
-the prompts: they run once, their keys and values are copied to the G completions of their
-group, and the completions run on top. A GRPO group of 8 samples of a 48-token prompt with
-64-token completions thus costs 48 + 8 x 64 token positions instead of 8 x 112, in compute and
-in activation memory, and gradients still flow into the prompt positions through the shared
-keys and values. Under gradient checkpointing (which cannot carry a cache) the flat layout
-``[left-padded prompt | completion]`` is used instead; both give the same numbers.
+from it (right-padded), with the index of each completion's prompt. The forward pass packs
+them (``grpo_env.policy.packing``): a row is ``[prompt | completion | completion | ...]``
+with a mask, so each prompt runs once per row and no position is padding. A GRPO group of 8
+samples of a 48-token prompt, with completions of 10 to 64 tokens, costs 48 plus the
+completions' own tokens instead of 8 x 112 positions, in compute, in activation memory and in
+the vocabulary-sized head; gradients flow into the prompt through the completions' attention.
+Attention implementations that ignore custom masks (flash-attention) and sharded or
+data-parallel modules (one forward per backward) take the flat layout ``[left-padded prompt |
+right-padded completion]``, one row per completion; both give the same numbers.
 
 Explicit position ids make left padding invisible (as in generation); only completion
 positions produce ``vocab``-sized logits; logits are divided by the sampling temperature (the
@@ -23,7 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from grpo_env.policy.attention import NAME as ATTENTION_NAME
 from grpo_env.policy.masking import lengths_to_mask
+from grpo_env.policy.packing import PackedRow, pack_rows
 
 
 @dataclass
@@ -115,38 +119,93 @@ def token_logprobs(
     share_prompts: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprob ``[B, C]`` of each completion token at ``temperature``, and optionally the
-    policy's entropy at each position (no gradient: a metric).
+    policy's entropy at each position (no gradient: a metric). Padding positions hold 0 in
+    the packed pass and the pad token's values in the flat one: both are masked out.
 
-    ``share_prompts`` None picks the shared-prompt pass unless gradient checkpointing is on.
+    ``share_prompts`` None packs the rows when the model's attention takes a custom mask.
     """
-    parts = completion_outputs(model, batch, share_prompts=share_prompts)
-    logps, entropies = [], []
-    column = 0
-    for logits in parts:
-        width = logits.shape[1]
-        ids = batch.completion_ids[:, column : column + width]
-        logp, entropy = SelectedLogprobs.apply(logits, ids, temperature, with_entropy)
-        logps.append(logp)
-        entropies.append(entropy)
-        column += width
-    logp = torch.cat(logps, dim=1)
-    return logp, torch.cat(entropies, dim=1) if with_entropy else None
+    mask_dtype = _packing_mask_dtype(model, share_prompts)
+    if mask_dtype is None:
+        logits = _flat_logits(model, batch)
+        return SelectedLogprobs.apply(logits, batch.completion_ids, temperature, with_entropy)
+    flat_ids = batch.completion_ids.reshape(-1)
+    logps, entropies, targets = [], [], []
+    for row in pack_rows(batch):
+        logits = _row_outputs(model, row, mask_dtype)
+        logp, entropy = SelectedLogprobs.apply(
+            logits, flat_ids[row.targets][None], temperature, with_entropy
+        )
+        logps.append(logp[0])
+        entropies.append(entropy[0] if entropy is not None else None)
+        targets.append(row.targets)
+    index = torch.cat(targets)
+    logp = _scatter(torch.cat(logps), index, batch.completion_ids.shape)
+    if not with_entropy:
+        return logp, None
+    return logp, _scatter(torch.cat(entropies), index, batch.completion_ids.shape)
 
 
 def completion_outputs(
     model: nn.Module, batch: TokenBatch, *, share_prompts: bool | None = None
-) -> list[torch.Tensor]:
+) -> torch.Tensor:
     """``model``'s outputs (its ``.logits``: token logits, or a critic's values) at the
-    positions that predict each completion token, as column blocks to concatenate: ``[B, C, *]``
-    in all. ``model`` takes a causal LM's arguments (``logits_to_keep``, ``cache``).
-    ``share_prompts`` None shares prompts unless gradient checkpointing is on."""
-    if share_prompts is None:
-        share_prompts = not (model.training and _checkpointing(model))
-    return _shared_logits(model, batch) if share_prompts else [_flat_logits(model, batch)]
+    positions that predict each completion token, ``[B, C, *]`` (zeros at padding in the
+    packed pass). ``model`` takes a causal LM's arguments (a 4D ``attention_mask``, a tensor
+    ``logits_to_keep``). ``share_prompts`` None packs when the model's attention allows."""
+    mask_dtype = _packing_mask_dtype(model, share_prompts)
+    if mask_dtype is None:
+        return _flat_logits(model, batch)
+    rows = pack_rows(batch)
+    outputs = torch.cat([_row_outputs(model, row, mask_dtype)[0] for row in rows])
+    index = torch.cat([row.targets for row in rows])
+    return _scatter(outputs, index, batch.completion_ids.shape)
 
 
-def _checkpointing(model: nn.Module) -> bool:
-    return any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+# The attention implementations that take a custom 4D mask, and the mask's form for each.
+_MASK_DTYPES = {"sdpa": torch.bool, ATTENTION_NAME: torch.bool, "eager": torch.float32}
+
+
+def _packing_mask_dtype(model: nn.Module, share_prompts: bool | None) -> torch.dtype | None:
+    """The dtype of the packed pass's mask, or None for the flat pass (asked for, or an
+    attention implementation that ignores custom masks, like flash-attention's, or
+    sliding-window layers, which a custom mask would turn into full attention)."""
+    if share_prompts is False:
+        return None
+    config = next((m.config for m in model.modules() if hasattr(m, "config")), None)
+    implementation = getattr(config, "_attn_implementation", None)
+    sliding = getattr(config, "sliding_window", None) and getattr(
+        config, "use_sliding_window", True
+    )
+    if "sliding_attention" in (getattr(config, "layer_types", None) or []):
+        sliding = True
+    dtype = _MASK_DTYPES.get(implementation) if not sliding else None
+    if dtype is None and share_prompts:
+        raise ValueError(f"attention {implementation!r} cannot run the packed (shared-prompt) pass")
+    return dtype
+
+
+def _row_outputs(model: nn.Module, row: PackedRow, mask_dtype: torch.dtype) -> torch.Tensor:
+    """Outputs ``[1, T, *]`` at a packed row's kept positions."""
+    mask = row.allowed
+    if mask_dtype != torch.bool:  # eager attention adds its mask to the scores
+        mask = torch.zeros(mask.shape, dtype=mask_dtype, device=mask.device).masked_fill_(
+            ~mask, torch.finfo(mask_dtype).min
+        )
+    output = model(
+        input_ids=row.input_ids,
+        attention_mask=mask,
+        position_ids=row.position_ids,
+        logits_to_keep=row.keep,
+        use_cache=False,
+    )
+    return output.logits
+
+
+def _scatter(values: torch.Tensor, index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``values [T, *]`` at flat positions ``index`` of a zero ``[*shape, *]`` (differentiable)."""
+    rest = values.shape[1:]
+    flat = values.new_zeros((shape.numel(), *rest)).index_copy(0, index, values)
+    return flat.view(*shape, *rest)
 
 
 def _flat_logits(model: nn.Module, batch: TokenBatch) -> torch.Tensor:
@@ -163,42 +222,6 @@ def _flat_logits(model: nn.Module, batch: TokenBatch) -> torch.Tensor:
     return output.logits
 
 
-def _shared_logits(model: nn.Module, batch: TokenBatch) -> list[torch.Tensor]:
-    """Logits for the first completion token ``[B, 1, V]`` and the rest ``[B, C - 1, V]``:
-    each distinct prompt runs once, its keys/values are gathered for its completions."""
-    prompt_positions = (batch.prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
-    prompt = model(
-        input_ids=batch.prompt_ids,
-        attention_mask=batch.prompt_mask,
-        position_ids=prompt_positions,
-        logits_to_keep=1,
-        use_cache=True,
-    )
-    first = prompt.logits[:, -1:, :][batch.prompt_index]
-    width = batch.completion_ids.shape[1]
-    if width == 1:
-        return [first]
-    cache = prompt.cache
-    cache.reorder_cache(batch.prompt_index)  # index_select: differentiable, U -> B rows
-    lengths = batch.prompt_mask.sum(dim=1)[batch.prompt_index]
-    positions = lengths[:, None] + torch.arange(width - 1, device=lengths.device)[None, :]
-    attention = torch.cat(
-        [
-            batch.prompt_mask[batch.prompt_index],
-            batch.completion_mask[:, :-1].to(batch.prompt_mask.dtype),
-        ],
-        dim=1,
-    )
-    rest = model(
-        input_ids=batch.completion_ids[:, :-1],
-        attention_mask=attention,
-        position_ids=positions,
-        cache=cache,
-        use_cache=True,
-    )
-    return [first, rest.logits]
-
-
 def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``logsumexp(x)`` over the last dim, with the ``exp(x - max)`` and its row sums that it
     is made of: the same operations as ``torch.logsumexp`` on CPU and CUDA, so the same bits,
@@ -210,11 +233,12 @@ def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return sums.log() + top.squeeze(-1), shifted, sums
 
 
-def _rowwise_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(a * b).sum(-1)``, one leading row at a time: the product is never vocabulary-sized
+def _rowwise_dot(a: torch.Tensor, b: torch.Tensor, rows: int = 64) -> torch.Tensor:
+    """``(a * b).sum(-1)``, ``rows`` positions at a time: the product is never vocabulary-sized
     for the whole batch (a batched mat-vec is slower here: it copies both operands)."""
-    rows = zip(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), strict=True)
-    return torch.stack([(x * y).sum(-1) for x, y in rows]).reshape(a.shape[:-1])
+    width = a.shape[-1]
+    pairs = zip(a.reshape(-1, width).split(rows), b.reshape(-1, width).split(rows), strict=True)
+    return torch.cat([(x * y).sum(-1) for x, y in pairs]).reshape(a.shape[:-1])
 
 
 class SelectedLogprobs(torch.autograd.Function):

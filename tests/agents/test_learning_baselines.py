@@ -30,7 +30,8 @@ def test_every_baseline_learns_the_toy_task(tmp_path, name):
     lr = 5e-3 if name == "remax" else 3e-3
     # Online DPO's pairwise loss climbs more slowly (0.75 at steps 90-100, 0.99 at 140-150):
     # at 100 steps its last ten sit on the 0.8 line, where float rounding decides the test.
-    steps = 150 if name == "online_dpo" else 100
+    # ReMax too (0.80 at steps 90-100, 0.89 at 140-150, float32 with the fused AdamW).
+    steps = 150 if name in ("online_dpo", "remax") else 100
     rewards, summary = toy_learning_run(
         tmp_path, {"name": name, "lr": lr}, seed=0, max_new_tokens=max_new_tokens, steps=steps
     )

@@ -1,13 +1,16 @@
 """Training logprobs match the sampler's at the sampling temperature (rule 4)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from grpo_env.policy import packing
 from grpo_env.policy.config import ModelConfig
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.logprobs import (
     SelectedLogprobs,
-    _checkpointing,
+    _packing_mask_dtype,
     logsumexp_parts,
     pack_sequences,
     token_logprobs,
@@ -136,13 +139,19 @@ def test_selected_logprobs_leave_float32_logits_unchanged_and_refuse_a_second_ba
         logp.sum().backward()
 
 
+# One row; two rows (the first holds two prompts); three rows.
+@pytest.mark.parametrize(("row_tokens", "rows"), [(512, 1), (12, 2), (7, 3)])
 @pytest.mark.parametrize("lora", [False, True])
-def test_shared_prompt_pass_equals_the_flat_pass_in_value_and_gradient(toy_model, lora):
+def test_packed_pass_equals_the_flat_pass_in_value_and_gradient(
+    toy_model, lora, row_tokens, rows, monkeypatch
+):
+    monkeypatch.setattr(packing, "ROW_TOKENS", row_tokens)
     policy = load_policy(ModelConfig(name=str(toy_model), lora=lora))
     prompts = [[4, 5, 6]] * 3 + [[7]] * 2 + [[8, 9, 10, 11, 12]]
     completions = [[5, 2], [6, 7, 8, 2], [9], [4, 4, 4, 4, 4], [2], [5, 6]]
     batch = pack_sequences(prompts, completions, policy.pad_token_id)
     assert batch.prompt_ids.shape[0] == 3 and batch.prompt_index.tolist() == [0, 0, 0, 1, 1, 2]
+    assert len(packing.pack_rows(batch)) == rows
     results = []
     for share in (True, False):
         policy.model.zero_grad()
@@ -152,13 +161,81 @@ def test_shared_prompt_pass_equals_the_flat_pass_in_value_and_gradient(toy_model
         (logp * batch.completion_mask).sum().backward()
         grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.requires_grad}
         results.append((logp.detach(), entropy, grads))
-    (shared, shared_entropy, shared_grads), (flat, flat_entropy, flat_grads) = results
+    (packed, packed_entropy, packed_grads), (flat, flat_entropy, flat_grads) = results
     mask = batch.completion_mask.bool()
-    assert torch.allclose(shared[mask], flat[mask], atol=1e-5)
-    assert torch.allclose(shared_entropy[mask], flat_entropy[mask], atol=1e-5)
+    assert torch.allclose(packed[mask], flat[mask], atol=1e-5)
+    assert torch.allclose(packed_entropy[mask], flat_entropy[mask], atol=1e-5)
+    assert packed[~mask].abs().max() == 0  # padding holds zeros, not the pad token's logprob
     for name, grad in flat_grads.items():
-        assert torch.allclose(shared_grads[name], grad, atol=1e-5, rtol=1e-4), name
+        assert torch.allclose(packed_grads[name], grad, atol=1e-5, rtol=1e-4), name
     assert any(g.abs().max() > 0 for g in flat_grads.values())
+
+
+def test_packed_rows_see_their_prompt_and_their_own_tokens_only():
+    batch = pack_sequences([[4, 5], [4, 5], [7]], [[1, 2, 3], [6], [8, 9]], 0)
+    (row,) = packing.pack_rows(batch)
+    # [4 5 | 1 2 | (6: nothing fed) | 7 | 8]: each completion's last token is not fed.
+    assert row.input_ids.tolist() == [[4, 5, 1, 2, 7, 8]]
+    assert row.position_ids.tolist() == [[0, 1, 2, 3, 0, 1]]
+    allowed = row.allowed[0, 0].int().tolist()
+    assert allowed == [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 1, 1],
+    ]
+    # Kept positions: the prompt's last for each first token, then the fed completion tokens.
+    assert row.keep.tolist() == [1, 2, 3, 1, 4, 5]
+    width = batch.completion_ids.shape[1]
+    assert row.targets.tolist() == [0, 1, 2, width, 2 * width, 2 * width + 1]
+
+
+def test_a_completion_longer_than_a_row_gets_a_row_of_its_own():
+    batch = pack_sequences([[4, 5]] * 3, [[1] * 10, [2, 3], [3, 2]], 0)
+    rows = packing.pack_rows(batch, row_tokens=6)
+    assert [r.input_ids.shape[1] for r in rows] == [11, 4]  # the prompt and 9 fed; 2 + 1 + 1
+    assert rows[1].input_ids.tolist() == [[4, 5, 2, 3]]
+    assert [r.targets.tolist() for r in rows] == [list(range(10)), [10, 11, 20, 21]]
+
+
+def attention_config(**fields):
+    module = torch.nn.Module()
+    module.config = SimpleNamespace(**fields)
+    return module
+
+
+def test_attention_that_ignores_custom_masks_takes_the_flat_pass():
+    flash = attention_config(_attn_implementation="flash_attention_2")
+    assert _packing_mask_dtype(flash, None) is None
+    with pytest.raises(ValueError, match="cannot run the packed"):
+        _packing_mask_dtype(flash, True)
+    assert _packing_mask_dtype(attention_config(_attn_implementation="sdpa"), None) is torch.bool
+    assert _packing_mask_dtype(
+        attention_config(_attn_implementation="eager"), None
+    ).is_floating_point
+    assert _packing_mask_dtype(attention_config(_attn_implementation="sdpa"), False) is None
+    # Sliding-window layers: a custom mask would make them attend to everything.
+    window = attention_config(_attn_implementation="sdpa", sliding_window=64)
+    assert _packing_mask_dtype(window, None) is None
+    off = attention_config(_attn_implementation="sdpa", sliding_window=64, use_sliding_window=False)
+    assert _packing_mask_dtype(off, None) is torch.bool
+    layers = attention_config(
+        _attn_implementation="sdpa", layer_types=["full_attention", "sliding_attention"]
+    )
+    assert _packing_mask_dtype(layers, None) is None
+
+
+def test_eager_attention_gets_an_additive_mask_with_the_same_numbers(toy_model):
+    batch = pack_sequences([[4, 5, 6]] * 2 + [[7]], [[5, 2], [6, 7, 8], [9, 9]], 0)
+    values = []
+    for implementation in ("sdpa", "eager"):
+        policy = load_policy(ModelConfig(name=str(toy_model), lora=False))
+        policy.model.set_attn_implementation(implementation)
+        with torch.no_grad():
+            values.append(token_logprobs(policy.model, batch, 1.0)[0])
+    assert torch.allclose(values[0], values[1], atol=1e-5)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(toy_model):
@@ -168,7 +245,6 @@ def test_gradient_checkpointing_gives_the_same_gradients(toy_model):
         config = ModelConfig(name=str(toy_model), lora=False, gradient_checkpointing=checkpointing)
         policy = load_policy(config)
         policy.model.train()
-        assert _checkpointing(policy.model) == checkpointing  # so the flat pass is taken
         logp, _ = token_logprobs(policy.model, batch, 1.0)
         (logp * batch.completion_mask).sum().backward()
         grads.append({n: p.grad for n, p in policy.model.named_parameters()})

@@ -1,0 +1,123 @@
+"""Packed rows for the training forward pass: each distinct prompt once, its completions after
+it, no padding.
+
+A GRPO micro-batch is G completions of one prompt, of lengths that vary from a few tokens to
+``max_new_tokens``. Right-padding them to the longest spends the forward, the backward and
+the vocabulary-sized head on padding (half the positions of a typical chain-sum group). Here
+a row holds ``[prompt | completion 1 | completion 2 | ...]``; a mask lets each completion see
+its prompt and its own earlier tokens, nothing else, and position ids restart after the
+prompt for each completion, so every token sees exactly what it saw when it was sampled.
+
+Only the positions that predict a completion token are kept for the head: the prompt's last
+position (the first token of every completion of that prompt) and each completion token but
+its last (which predicts nothing, so it is not even fed). Rows are filled up to
+``ROW_TOKENS`` positions (a completion longer than that gets a row of its own): the mask's
+cost grows with the square of a row's length, so rows stay short enough for it to be small
+beside the matmuls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from grpo_env.policy.logprobs import TokenBatch
+
+# Positions per packed row: 512 x 512 mask entries per head, the short-eager attention's limit.
+ROW_TOKENS = 512
+
+
+@dataclass
+class PackedRow:
+    """One forward pass's input: ``[1, N]`` tokens and positions, a ``[1, 1, N, N]`` mask
+    (True = may attend), and the ``T`` kept positions with the token each one predicts
+    (``targets``: flat indices ``b * C + j`` into the batch's ``[B, C]`` completion ids)."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    allowed: torch.Tensor
+    keep: torch.Tensor
+    targets: torch.Tensor
+
+
+class _RowBuilder:
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.positions: list[int] = []
+        self.block: list[int] = []  # the block (a prompt or a completion) of each position
+        self.prompt_block: list[int] = []  # the prompt block that position also sees
+        self.keep: list[int] = []
+        self.targets: list[int] = []
+        self.prompt: int | None = None  # the distinct prompt of the open segment
+        self.prompt_end = 0  # its last position
+        self.prompt_length = 0
+        self.blocks = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add_prompt(self, prompt: int, ids: list[int]) -> None:
+        self.prompt, self.prompt_length = prompt, len(ids)
+        self._add(ids, range(len(ids)), own_prompt=True)
+        self.prompt_end = len(self.ids) - 1
+
+    def add_completion(self, ids: list[int], first_target: int) -> None:
+        """``ids``: the completion's tokens; all but the last are fed."""
+        start = len(self.ids)
+        self._add(ids[:-1], range(self.prompt_length, self.prompt_length + len(ids) - 1))
+        self.keep += [self.prompt_end, *range(start, len(self.ids))]
+        self.targets += range(first_target, first_target + len(ids))
+
+    def _add(self, ids: list[int], positions: range, own_prompt: bool = False) -> None:
+        block = self.blocks
+        self.blocks += 1
+        prompt_block = block if own_prompt else self.prompt_block[self.prompt_end]
+        self.ids += ids
+        self.positions += positions
+        self.block += [block] * len(ids)
+        self.prompt_block += [prompt_block] * len(ids)
+
+    def build(self, device: torch.device) -> PackedRow:
+        block = torch.tensor(self.block, device=device)
+        prompt_block = torch.tensor(self.prompt_block, device=device)
+        order = torch.arange(len(self.ids), device=device)
+        # Query i sees key j <= i of its own block, or of the prompt its completion follows.
+        seen = (block[None, :] == block[:, None]) | (block[None, :] == prompt_block[:, None])
+        allowed = seen & (order[None, :] <= order[:, None])
+        return PackedRow(
+            input_ids=torch.tensor([self.ids], device=device),
+            position_ids=torch.tensor([self.positions], device=device),
+            allowed=allowed[None, None],
+            keep=torch.tensor(self.keep, device=device),
+            targets=torch.tensor(self.targets, device=device),
+        )
+
+
+def pack_rows(batch: TokenBatch, row_tokens: int | None = None) -> list[PackedRow]:
+    """The batch's prompts and completions in rows of at most ``row_tokens`` positions (or one
+    prompt and one completion, when those alone are longer), completions in batch order."""
+    row_tokens = row_tokens or ROW_TOKENS
+    device = batch.completion_ids.device
+    width = batch.completion_ids.shape[1]
+    prompt_lengths = batch.prompt_mask.sum(dim=1).tolist()
+    prompt_rows = batch.prompt_ids.tolist()
+    prompts = [row[len(row) - n :] for row, n in zip(prompt_rows, prompt_lengths, strict=True)]
+    lengths = batch.completion_mask.sum(dim=1).long().tolist()
+    rows: list[PackedRow] = []
+    row = _RowBuilder()
+    for b, (prompt, completion) in enumerate(
+        zip(batch.prompt_index.tolist(), batch.completion_ids.tolist(), strict=True)
+    ):
+        fed = lengths[b] - 1
+        same_prompt = row.prompt == prompt
+        if len(row) + fed + (0 if same_prompt else len(prompts[prompt])) > row_tokens and len(row):
+            rows.append(row.build(device))
+            row, same_prompt = _RowBuilder(), False
+        if not same_prompt:
+            row.add_prompt(prompt, prompts[prompt])
+        row.add_completion(completion[: lengths[b]], b * width)
+    rows.append(row.build(device))
+    return rows
