@@ -326,38 +326,44 @@ class PolicyGradientAgent(OptimizingAgent):
         policy.model.train()
         try:
             for iteration in range(cfg.mu):
-                for k, (chunk, cpu_batch) in enumerate(zip(chunks, rollout.batches, strict=True)):
-                    batch = cpu_batch.to(policy.device)
-                    adv = rollout.part(advantages, k).to(policy.device)
-                    first = iteration == 0
-                    if first:
-                        # The reference pass first: its transient memory is freed before the
-                        # policy's graph is built, which lowers the step's peak.
-                        ref.append(self._reference_logp(rollout, k, batch))
-                    last = k == passes - 1
-                    with parallel.gradient_sync(module, last), policy.autocast():
-                        # One forward per backward on N ranks (flat layout): DDP and FSDP2
-                        # hooks expect that.
-                        logp, entropy = token_logprobs(
-                            module,
-                            batch,
-                            temperature,
-                            with_entropy=first,
-                            share_prompts=False if wrapped else None,
-                        )
+                # One autocast region per optimiser step: autocast casts each float32 weight to
+                # bf16 once per region, so the micro-batches share the casts (the weights change
+                # only at the step, outside the region).
+                with policy.autocast():
+                    for k, (chunk, cpu_batch) in enumerate(
+                        zip(chunks, rollout.batches, strict=True)
+                    ):
+                        batch = cpu_batch.to(policy.device)
+                        adv = rollout.part(advantages, k).to(policy.device)
+                        first = iteration == 0
                         if first:
-                            # pi_old is the sampling policy: this very forward pass, detached.
-                            old.append(logp.detach())
-                        per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
-                        loss = aggregate(per_token, batch.loss_mask, norm)
-                        (loss * scale if scale != 1.0 else loss).backward()
-                    kl = k3_kl(logp.detach(), ref[k]) if ref[k] is not None else None
-                    self._accumulate(stats, batch, chunk, loss, terms, kl, entropy, logp)
-                for k in range(len(rollout.batches), passes):
-                    if iteration == 0 and self.reference is not None:
-                        # A sharded reference all-gathers too: the same collectives, in order.
-                        self.reference.logprobs(parallel.pad_batch(pad_id, policy.device), 1.0)
-                    parallel.pad_pass(module, pad_id, policy.device, k == passes - 1)
+                            # The reference pass first: its transient memory is freed before the
+                            # policy's graph is built, which lowers the step's peak.
+                            ref.append(self._reference_logp(rollout, k, batch))
+                        last = k == passes - 1
+                        with parallel.gradient_sync(module, last):
+                            # One forward per backward on N ranks (flat layout): DDP and FSDP2
+                            # hooks expect that.
+                            logp, entropy = token_logprobs(
+                                module,
+                                batch,
+                                temperature,
+                                with_entropy=first,
+                                share_prompts=False if wrapped else None,
+                            )
+                            if first:
+                                # pi_old is the sampling policy: this very forward pass, detached.
+                                old.append(logp.detach())
+                            per_token, terms, _ = self.token_loss(logp, old[k], adv, ref[k])
+                            loss = aggregate(per_token, batch.loss_mask, norm)
+                            (loss * scale if scale != 1.0 else loss).backward()
+                        kl = k3_kl(logp.detach(), ref[k]) if ref[k] is not None else None
+                        self._accumulate(stats, batch, chunk, loss, terms, kl, entropy, logp)
+                    for k in range(len(rollout.batches), passes):
+                        if iteration == 0 and self.reference is not None:
+                            # A sharded reference all-gathers too: the same collectives, in order.
+                            self.reference.logprobs(parallel.pad_batch(pad_id, policy.device), 1.0)
+                        parallel.pad_pass(module, pad_id, policy.device, k == passes - 1)
                 stats.grad_norms.append(self.optimizer_step())
         finally:
             policy.model.eval()

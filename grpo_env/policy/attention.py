@@ -50,8 +50,10 @@ def short_eager_attention(
     groups = heads // kv_heads
     scale = scaling if scaling is not None else dim**-0.5
     # Head h uses key/value head h // groups (repeat_kv's order): fold the group into queries.
-    grouped = query.reshape(batch, kv_heads, groups * q_len, dim)
-    scores = torch.matmul(grouped, key.transpose(2, 3)) * scale
+    # The scale goes on the queries (q_len x dim), not on the q_len x kv_len scores: one pass
+    # less over the larger tensor; exact for head_dim 64 (a power-of-two scale).
+    grouped = (query * scale).reshape(batch, kv_heads, groups * q_len, dim)
+    scores = torch.matmul(grouped, key.transpose(2, 3))
     scores = scores.view(batch, kv_heads, groups, q_len, kv_len)
     allowed = attention_mask
     if allowed is None and q_len > 1:

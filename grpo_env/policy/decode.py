@@ -7,6 +7,7 @@ and applies whatever logits processors the model's ``generation_config.json`` na
   shared-prompt pass does);
 - drops a row from the batch (and the KV cache) as soon as it emits an EOS, so a step costs
   the tokens actually sampled, not rows x longest;
+- under autocast, keeps the cached keys in the autocast dtype (``AutocastKeyCache``);
 - samples ``softmax(logits / temperature)`` (top-k/top-p truncation only if asked) and records
   the logprob of each sampled token in float32 from the same logits: the trainer's quantity
   (rule 4), with no logits processor anywhere (rule 9).
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from grpo_env.policy.logprobs import logsumexp_parts
 
@@ -31,6 +34,37 @@ class Sampled:
 
     token_ids: list[int]
     logprobs: list[float]
+
+
+class AutocastKeyCache(DynamicCache):
+    """A KV cache that stores keys in autocast's dtype. Rotary embeddings run in the float32
+    of the residual stream, so under bf16 autocast the new keys come out float32 (values come
+    out of their projection in bf16): the cache kept them float32, and each attention matmul
+    cast the whole cache back to bf16, every layer, every step. Casting once on insert gives
+    the matmul the same bf16 keys (the same logits to the bit) and halves the cache's copies."""
+
+    def __init__(self, dtype: torch.dtype, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.key_dtype = dtype
+
+    def update(  # type: ignore[override]
+        self,
+        key_states: torch.Tensor,
+        value_states: torch.Tensor,
+        layer_idx: int,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().update(
+            key_states.to(self.key_dtype), value_states, layer_idx, *args, **kwargs
+        )
+
+
+def decode_cache(model: nn.Module, device: torch.device) -> DynamicCache | None:
+    """The cache for a decode under the current autocast (None: the model makes its own)."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return AutocastKeyCache(torch.get_autocast_dtype(device.type), config=model.config)
 
 
 def warp_for_sampling(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -89,6 +123,7 @@ def sample_rows(
         attention_mask=mask,
         position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
         logits_to_keep=1,
+        cache=decode_cache(model, device),
         use_cache=True,
     )
     rows = torch.arange(len(prompts), device=device).repeat_interleave(n)

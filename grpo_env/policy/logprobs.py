@@ -222,13 +222,17 @@ def _flat_logits(model: nn.Module, batch: TokenBatch) -> torch.Tensor:
     return output.logits
 
 
-def logsumexp_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def logsumexp_parts(
+    x: torch.Tensor, *, overwrite: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``logsumexp(x)`` over the last dim, with the ``exp(x - max)`` and its row sums that it
     is made of: the same operations as ``torch.logsumexp`` on CPU and CUDA, so the same bits,
-    and the sampler and the trainer both call this one function (rule 4)."""
+    and the sampler and the trainer both call this one function (rule 4). ``overwrite``
+    computes ``exp(x - max)`` in ``x``'s memory (the same bits, one vocabulary-sized
+    allocation less)."""
     top = torch.amax(x, dim=-1, keepdim=True)
     top.masked_fill_(top.abs() == float("inf"), 0)  # an all -inf row: its lse stays -inf
-    shifted = (x - top).exp_()
+    shifted = (x.sub_(top) if overwrite else x - top).exp_()
     sums = shifted.sum(dim=-1)
     return sums.log() + top.squeeze(-1), shifted, sums
 
@@ -264,8 +268,10 @@ class SelectedLogprobs(torch.autograd.Function):
             # A division, as the sampler's (the same rounding); a new tensor when ``logits``
             # already was float32 (the model's output is not changed in place).
             x = x.div_(temperature) if x is not logits else x / temperature
-        lse, shifted, sums = logsumexp_parts(x)
-        logp = x.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1) - lse
+        picked = x.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+        # x is ours to overwrite when it is a copy and the entropy does not need it.
+        lse, shifted, sums = logsumexp_parts(x, overwrite=x is not logits and not with_entropy)
+        logp = picked - lse
         entropy = None
         if with_entropy:  # H = lse - E_p[x], with p = shifted / sums
             entropy = lse - _rowwise_dot(shifted, x) / sums

@@ -94,6 +94,11 @@ def test_logsumexp_parts_is_torch_logsumexp_to_the_bit():
     assert torch.allclose(
         shifted / sums[..., None], torch.softmax(x, dim=-1)[..., :], atol=1e-7, equal_nan=True
     )
+    copy = x.clone()
+    lse_overwritten, shifted_overwritten, _ = logsumexp_parts(copy, overwrite=True)
+    assert shifted_overwritten.data_ptr() == copy.data_ptr()
+    assert torch.equal(lse_overwritten, lse)
+    assert torch.equal(shifted_overwritten, shifted)
 
 
 def reference_logprobs(logits, ids, temperature):

@@ -105,3 +105,44 @@ def test_draw_follows_the_distribution_and_never_picks_a_zero():
     counts = torch.bincount(draw(probs), minlength=5).float() / 20000
     assert counts[0] == 0 and counts[4] == 0
     assert torch.allclose(counts[1:4], torch.tensor([0.5, 0.3, 0.2]), atol=0.015)
+
+
+def test_bf16_decode_caches_bf16_keys_and_samples_the_same_tokens(toy_model, monkeypatch):
+    from grpo_env.policy import decode
+
+    policy = load_policy(ModelConfig(name=str(toy_model), lora=False, dtype="bfloat16"))
+    prompts = [policy.encode_chat([{"role": "user", "content": d}]) for d in ("3", "45")]
+    caches = []
+    made = decode.decode_cache
+
+    def recording(model, device):
+        cache = made(model, device)
+        caches.append(cache)
+        return cache
+
+    def sample(make_cache):
+        monkeypatch.setattr(decode, "decode_cache", make_cache)
+        torch.manual_seed(0)
+        with policy.autocast():
+            return decode.sample_rows(
+                policy.model,
+                prompts,
+                4,
+                max_new_tokens=6,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                eos_ids=[-1],
+                pad_id=policy.pad_token_id,
+                device=policy.device,
+            )
+
+    bf16_keys = sample(recording)
+    float32_keys = sample(lambda model, device: None)  # the model's own cache
+    assert isinstance(caches[0], decode.AutocastKeyCache)
+    assert caches[0].layers[0].keys.dtype == torch.bfloat16
+    assert [(r.token_ids, r.logprobs) for r in bf16_keys] == [
+        (r.token_ids, r.logprobs) for r in float32_keys
+    ]
+    with torch.no_grad():  # and without autocast, no cache of ours
+        assert decode.decode_cache(policy.model, policy.device) is None
