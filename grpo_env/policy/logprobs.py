@@ -7,9 +7,10 @@ with a mask, so each prompt runs once per row and no position is padding. A GRPO
 samples of a 48-token prompt, with completions of 10 to 64 tokens, costs 48 plus the
 completions' own tokens instead of 8 x 112 positions, in compute, in activation memory and in
 the vocabulary-sized head; gradients flow into the prompt through the completions' attention.
-Attention implementations that ignore custom masks (flash-attention) and sharded or
-data-parallel modules (one forward per backward) take the flat layout ``[left-padded prompt |
-right-padded completion]``, one row per completion; both give the same numbers.
+Attention implementations that ignore custom masks (flash-attention), sliding-window models
+(a custom mask would make those layers attend to everything) and sharded or data-parallel
+modules (one forward per backward) take the flat layout ``[left-padded prompt | right-padded
+completion]``, one row per completion; both give the same numbers.
 
 Explicit position ids make left padding invisible (as in generation); only completion
 positions produce ``vocab``-sized logits; logits are divided by the sampling temperature (the
