@@ -54,6 +54,7 @@ class _RowBuilder:
         self.prompt: int | None = None  # the distinct prompt of the open segment
         self.prompt_end = 0  # its last position
         self.prompt_length = 0
+        self.open_prompt_block = 0  # its block
         self.blocks = 0
 
     def __len__(self) -> int:
@@ -61,7 +62,8 @@ class _RowBuilder:
 
     def add_prompt(self, prompt: int, ids: list[int]) -> None:
         self.prompt, self.prompt_length = prompt, len(ids)
-        self._add(ids, range(len(ids)), own_prompt=True)
+        self.open_prompt_block = self.blocks
+        self._add(ids, range(len(ids)))
         self.prompt_end = len(self.ids) - 1
 
     def add_completion(self, ids: list[int], first_target: int) -> None:
@@ -71,14 +73,12 @@ class _RowBuilder:
         self.keep += [self.prompt_end, *range(start, len(self.ids))]
         self.targets += range(first_target, first_target + len(ids))
 
-    def _add(self, ids: list[int], positions: range, own_prompt: bool = False) -> None:
-        block = self.blocks
-        self.blocks += 1
-        prompt_block = block if own_prompt else self.prompt_block[self.prompt_end]
+    def _add(self, ids: list[int], positions: range) -> None:
         self.ids += ids
         self.positions += positions
-        self.block += [block] * len(ids)
-        self.prompt_block += [prompt_block] * len(ids)
+        self.block += [self.blocks] * len(ids)
+        self.prompt_block += [self.open_prompt_block] * len(ids)
+        self.blocks += 1
 
     def build(self, device: torch.device) -> PackedRow:
         block = torch.tensor(self.block, device=device)
