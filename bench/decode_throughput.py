@@ -9,7 +9,9 @@ at most 64 new tokens) at batch 16 and 64 (2 and 8 prompts), on this machine's C
   SDPA attention (the old path);
 - ``hf-loop-fp32`` / ``-bf16``: our backend's own loop (prompts once, finished rows leave),
   with the CPU short-sequence attention (``grpo_env.policy.attention``, the default on CPU);
-- ``hf-loop-bf16-sdpa``: the same loop over the model's own SDPA (``model.attention="model"``).
+- ``hf-loop-bf16-sdpa``: the same loop over the model's own SDPA (``model.attention="model"``);
+- ``hf-fused-fp32`` / ``-bf16``: the loop with the fused decode step
+  (``grpo_env.policy.fused_decode``; ``-bf16`` is what ``hf_decode = "auto"`` runs on this CPU).
 
 A token counts up to and including its row's first EOS (what training uses). The bf16 matmul
 peak of this CPU is measured in the same run (a 2048x576 @ 576x1536 matmul, the model's MLP
@@ -153,6 +155,8 @@ def main() -> None:
             policies["bfloat16-sdpa"], b, "loop", args.ignore_eos
         ),
         "hf-loop-bf16": lambda b: run_ours(policies["bfloat16"], b, "loop", args.ignore_eos),
+        "hf-fused-fp32": lambda b: run_ours(policies["float32"], b, "fused", args.ignore_eos),
+        "hf-fused-bf16": lambda b: run_ours(policies["bfloat16"], b, "fused", args.ignore_eos),
     }
     only = [p for p in args.only.split(",") if p]
     results = []

@@ -58,10 +58,12 @@ class GenerationConfig(StrictModel):
     batch_size: int | None = Field(
         None, ge=1, description="sequences per generate call (None: all of a step's at once)"
     )
-    hf_decode: Literal["loop", "generate"] = Field(
-        "loop",
-        description="hf backend: loop (prompts prefilled once, finished rows leave the batch) "
-        "or generate (transformers generate, every row to the longest)",
+    hf_decode: Literal["auto", "fused", "loop", "generate"] = Field(
+        "auto",
+        description="hf backend: loop (prompts prefilled once, finished rows leave the batch), "
+        "fused (the loop with fused q/k/v and gate/up matmuls; Llama, Qwen2, Mistral), "
+        "auto (fused on CPU under bf16 where the model allows, else loop) or generate "
+        "(transformers generate, every row to the longest)",
     )
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     vllm_max_prompt_tokens: int = Field(

@@ -43,7 +43,7 @@ def leaky_model(tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("decode", ["loop", "generate"])
+@pytest.mark.parametrize("decode", ["loop", "fused", "generate"])
 def test_the_models_generation_config_does_not_leak_into_sampling(leaky_model, decode):
     policy = load_policy(ModelConfig(name=str(leaky_model), lora=False, dtype="float32"))
     prompt = policy.encode_chat([{"role": "user", "content": "7"}])
@@ -57,7 +57,7 @@ def test_the_models_generation_config_does_not_leak_into_sampling(leaky_model, d
     assert policy.model.generation_config.repetition_penalty == 1.05
 
 
-@pytest.mark.parametrize("decode", ["loop", "generate"])
+@pytest.mark.parametrize("decode", ["loop", "fused", "generate"])
 def test_agent_logs_a_float32_sampler_gap_below_1e_5_at_temperature_0_7(leaky_model, decode):
     policy = load_policy(ModelConfig(name=str(leaky_model), lora=False, dtype="float32"))
     sampling = SamplingParams(max_new_tokens=6, temperature=0.7)
@@ -105,6 +105,20 @@ def test_draw_follows_the_distribution_and_never_picks_a_zero():
     counts = torch.bincount(draw(probs), minlength=5).float() / 20000
     assert counts[0] == 0 and counts[4] == 0
     assert torch.allclose(counts[1:4], torch.tensor([0.5, 0.3, 0.2]), atol=0.015)
+
+
+def test_draw_finds_mass_on_block_edges_of_a_large_vocabulary():
+    from grpo_env.policy.decode import DRAW_BLOCK, draw
+
+    torch.manual_seed(0)
+    vocab = 3 * DRAW_BLOCK + 17  # not a whole number of blocks
+    edges = torch.tensor([0, DRAW_BLOCK - 1, DRAW_BLOCK, 2 * DRAW_BLOCK - 1, vocab - 1])
+    mass = torch.tensor([0.1, 0.2, 0.15, 0.35, 0.2])
+    probs = torch.zeros(40000, vocab)
+    probs[:, edges] = mass
+    counts = torch.bincount(draw(probs), minlength=vocab).float() / 40000
+    assert counts.sum() == 1 and set(counts.nonzero().squeeze(1).tolist()) == set(edges.tolist())
+    assert torch.allclose(counts[edges], mass, atol=0.015)
 
 
 def test_bf16_decode_caches_bf16_keys_and_samples_the_same_tokens(toy_model, monkeypatch):
