@@ -36,6 +36,8 @@ def test_train_console_is_ours_and_third_party_noise_goes_to_the_log(tmp_path, t
     assert result.returncode == 0, result.stderr
     console = result.stdout + result.stderr
     assert f"precision: {dtype}" in console
+    path = "fused decode step" if dtype == "bfloat16" else "decode loop"  # hf_decode auto
+    assert f"sampling: {path}" in " ".join(console.split())  # the line may wrap
     assert "Loading weights" not in console
     assert "third-party library complains" not in console
     assert "third-party library complains" in (tmp_path / "run" / "train.log").read_text()

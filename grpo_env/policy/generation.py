@@ -240,6 +240,12 @@ class HFGenerator:
             )
         return completions
 
+    def describe(self) -> str:
+        """Which sampling path ``generate`` takes (for the run's first line)."""
+        if self.decode == "generate" or self.synced_gpus:
+            return "transformers generate"
+        return "fused decode step" if self._fused_step() else "decode loop"
+
     def _fused_step(self) -> bool:
         """Whether the loop decodes through ``FusedDecoder`` (``decode`` auto or fused)."""
         from grpo_env.policy.fused_decode import unsupported_reason

@@ -77,7 +77,7 @@ def sample_like_ranks(agent: Any) -> None:
     The hf sampling loop's draws on N ranks have not been shown to equal one rank's (the
     1-vs-2-rank test differs with it; thread counts are not the cause: the loop draws the same
     at 1 and 2 threads); transformers' generate path's do."""
-    if getattr(agent.generator, "decode", None) == "loop":
+    if getattr(agent.generator, "decode", "generate") != "generate":  # loop, fused or auto
         agent.generator.decode = "generate"
 
 

@@ -180,10 +180,6 @@ class Trainer:
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.no_signal = NoSignalWatch()
         self.policy = load_policy(model_config_for(config))
-        line = f"precision: {self.policy.precision.describe()}"
-        if self.policy.attention == "short_eager":
-            line += "; attention: matmuls for short sequences on CPU, SDPA for long ones"
-        self.console.print(line, highlight=False)
         gen = config.generation
         self.generator = make_generator(
             gen.backend,
@@ -219,6 +215,7 @@ class Trainer:
         elif config.distributed.seed_per_group:
             parallel.sample_like_ranks(self.agent)  # so it draws what N ranks draw
         self._fsdp2 = parallel.uses_fsdp2(self.agent)
+        self.console.print(self._precision_line(), highlight=False)
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
         elif resume:
@@ -242,6 +239,17 @@ class Trainer:
                 f"{self.run_dir} already holds a run: pass --resume to continue it, or choose "
                 "another --out"
             )
+
+    def _precision_line(self) -> str:
+        """The run's first line: precision, attention and sampling path (after N-rank setup,
+        which can change the last)."""
+        line = f"precision: {self.policy.precision.describe()}"
+        if self.policy.attention == "short_eager":
+            line += "; attention: matmuls for short sequences on CPU, SDPA for long ones"
+        describe = getattr(self.generator, "describe", None)
+        if callable(describe):
+            line += f"; sampling: {describe()}"
+        return line
 
     def _check_distributed(self) -> None:
         world = self.dist.world_size
