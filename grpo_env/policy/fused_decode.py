@@ -8,8 +8,8 @@ in fewer ops, as vLLM does on GPUs:
 - q/k/v run as one matmul over the concatenated weights, gate/up as another; LoRA adapters as
   one ``A`` matmul over the concatenated ``A``s and one over a block-diagonal ``B``;
 - rotary embeddings rotate the queries and keys together;
-- keys and values go into buffers sized for the whole completion (no ``cat`` per step), and
-  attention runs over the whole buffer with unwritten positions masked;
+- keys and values go into buffers that grow ``BUFFER_STEP`` positions at a time (no ``cat``
+  per step), and attention runs over the whole buffer with unwritten positions masked;
 - casts are explicit (no autocast dispatch): the same casts autocast makes, in the same places,
   so under bf16 the logits match the model's own forward to the bit (measured on SmolLM2) and
   in float32 to rounding.
@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
+BUFFER_STEP = 64  # positions the key/value buffers grow by
 _PARTS = {
     "qkv": ("self_attn", ("q_proj", "k_proj", "v_proj")),
     "o": ("self_attn", ("o_proj",)),
@@ -228,26 +229,27 @@ class FusedDecoder:
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.intermediate = self.layers[0].gate_up.weight.shape[0] // 2
-        # Buffers for every position a completion can reach; unwritten ones are masked (zeros,
-        # so a masked score times its value is 0, not NaN).
+        # Key/value buffers that grow BUFFER_STEP positions at a time, up to what the completion
+        # can reach; attention runs over the whole buffer (a slice would make each matmul copy
+        # it) with the unwritten positions masked (zeros, so a masked score times its value is
+        # 0, not NaN). A 4096-token limit does not cost 4096 positions from the first step.
         width = attention.shape[1]
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
-        for cached in cache.layers:
-            keys, values = cached.keys, cached.values
-            rows, kv_heads, length, dim = keys.shape
-            k = keys.new_zeros(rows, kv_heads, length + new_tokens, dim)
-            v = values.new_zeros(rows, kv_heads, length + new_tokens, dim)
-            k[:, :, :length] = keys
-            v[:, :, :length] = values
-            self.keys.append(k)
-            self.values.append(v)
+        self.limit = width + new_tokens
+        self.keys = [cached.keys for cached in cache.layers]
+        self.values = [cached.values for cached in cache.layers]
+        self.allowed = attention.bool()
         self.length = width
-        self.allowed = torch.zeros(
-            (attention.shape[0], width + new_tokens), dtype=torch.bool, device=attention.device
-        )
-        self.allowed[:, :width] = attention.bool()
         self.next_position = next_position
+
+    def _grow(self) -> None:
+        size = min(self.limit, self.allowed.shape[1] + BUFFER_STEP) - self.allowed.shape[1]
+
+        def wider(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t.new_zeros(*t.shape[:2], size, *t.shape[3:])], dim=2)
+
+        self.keys = [wider(k) for k in self.keys]
+        self.values = [wider(v) for v in self.values]
+        self.allowed = torch.cat([self.allowed, self.allowed.new_zeros(len(self.allowed), size)], 1)
 
     def keep(self, index: torch.Tensor) -> None:
         self.keys = [k.index_select(0, index) for k in self.keys]
@@ -260,8 +262,10 @@ class FusedDecoder:
         """Logits ``[rows, vocab]`` after feeding ``tokens`` (one per row)."""
         rows = len(tokens)
         at = self.length
-        if at >= self.allowed.shape[1]:
+        if at >= self.limit:
             raise RuntimeError("FusedDecoder: more tokens fed than it was built for")
+        if at >= self.allowed.shape[1]:
+            self._grow()
         self.allowed[:, at] = True
         blocked = ~self.allowed[:, None, None, :]  # [rows, 1, 1, positions]
         x = self.embed(tokens[:, None])  # [rows, 1, hidden]

@@ -111,6 +111,18 @@ def test_float32_samples_and_logprobs_match_the_models_forward(model_dir, lora):
         assert torch.allclose(torch.tensor(ours.logprobs), torch.tensor(theirs.logprobs), atol=1e-5)
 
 
+def test_key_value_buffers_grow_as_completions_get_longer(model_dir, monkeypatch):
+    from grpo_env.policy import fused_decode
+
+    monkeypatch.setattr(fused_decode, "BUFFER_STEP", 3)  # 12 new tokens: grows 4 times
+    policy = load_policy(ModelConfig(name=str(model_dir), lora=False, dtype="float32"))
+    model_way, fused_way = both_ways(policy, temperature=0.7)
+    assert max(len(r.token_ids) for r in model_way) > 3 * fused_decode.BUFFER_STEP
+    assert [r.token_ids for r in fused_way] == [r.token_ids for r in model_way]
+    for ours, theirs in zip(fused_way, model_way, strict=True):
+        assert torch.allclose(torch.tensor(ours.logprobs), torch.tensor(theirs.logprobs), atol=1e-5)
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_bf16_matches_the_models_autocast_forward(model_dir, lora):
     policy = load_policy(ModelConfig(name=str(model_dir), lora=lora, dtype="bfloat16"))
