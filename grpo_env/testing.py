@@ -60,27 +60,43 @@ def tiny_llama(
     heads: int = 4,
     seed: int = 0,
     eos_token_ids: Sequence[int] | None = None,
+    architecture: str = "llama",
+    **config: Any,
 ) -> Any:
-    """A randomly initialised ``LlamaForCausalLM`` for ``tokenizer``'s vocabulary."""
+    """A randomly initialised Llama-family causal LM for ``tokenizer``'s vocabulary:
+    ``architecture`` llama (the default), qwen2 or mistral; ``config`` overrides its config."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    eos = list(eos_token_ids) if eos_token_ids is not None else tokenizer.eos_token_id
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=max(1, heads // 2),
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=eos,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
     )
+
+    classes = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "mistral": (MistralConfig, MistralForCausalLM),
+    }
+    config_class, model_class = classes[architecture]
+    eos = list(eos_token_ids) if eos_token_ids is not None else tokenizer.eos_token_id
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": max(1, heads // 2),
+        "max_position_embeddings": 256,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": eos,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+    }
     torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    return model_class(config_class(**{**settings, **config}))
 
 
 def save_tiny_model(directory: str | Path, tokenizer: Any, model: Any) -> Path:

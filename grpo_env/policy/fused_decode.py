@@ -57,8 +57,11 @@ def compute_dtype(model: nn.Module, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def unsupported_reason(model: nn.Module) -> str | None:
-    """Why the fused step cannot run ``model`` (None: it can)."""
+def unsupported_reason(model: nn.Module, *, autocast: bool = True) -> str | None:
+    """Why the fused step cannot run ``model`` (None: it can); ``autocast`` False: it will run
+    without autocast, so every weight must be float32 (``compute_dtype``'s rule)."""
+    if not autocast and any(p.dtype != torch.float32 for p in model.parameters()):
+        return "weights in a low precision without autocast"
     lm = _causal_lm(model)
     config = getattr(lm, "config", None)
     model_type = getattr(config, "model_type", None)

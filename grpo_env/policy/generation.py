@@ -253,10 +253,7 @@ class HFGenerator:
         if self.decode == "loop":
             return False
         policy = self.policy
-        reason = unsupported_reason(policy.model)
-        low = any(p.dtype != torch.float32 for p in policy.model.parameters())
-        if reason is None and policy.precision.autocast is None and low:
-            reason = "weights in a low precision without autocast"
+        reason = unsupported_reason(policy.model, autocast=policy.precision.autocast is not None)
         if self.decode == "fused":
             if reason is not None:
                 raise ValueError(f"generation.hf_decode = fused cannot run this model: {reason}")

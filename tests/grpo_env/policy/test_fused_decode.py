@@ -10,43 +10,13 @@ from grpo_env.policy.decode import sample_rows
 from grpo_env.policy.fused_decode import unsupported_reason
 from grpo_env.policy.generation import HFGenerator, SamplingParams
 from grpo_env.policy.models import load_policy
-from grpo_env.testing import DIGITS, char_tokenizer, save_tiny_model
+from grpo_env.testing import DIGITS, char_tokenizer, save_tiny_model, tiny_llama
 
 PROMPTS = ("7", "12", "3456")  # three lengths: the batch is left-padded
 
 
 def tiny(kind: str, tokenizer, **overrides):
-    from transformers import (
-        LlamaConfig,
-        LlamaForCausalLM,
-        MistralConfig,
-        MistralForCausalLM,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
-
-    classes = {
-        "llama": (LlamaConfig, LlamaForCausalLM),
-        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-        "mistral": (MistralConfig, MistralForCausalLM),
-    }
-    config_class, model_class = classes[kind]
-    config = config_class(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        tie_word_embeddings=False,
-        **overrides,
-    )
-    torch.manual_seed(5)
-    model = model_class(config)
+    model = tiny_llama(tokenizer, architecture=kind, seed=5, **overrides)
     with torch.no_grad():  # biases start at zero: make them count
         for name, param in model.named_parameters():
             if name.endswith("bias"):
