@@ -13,9 +13,10 @@ in fewer ops, as vLLM does on GPUs:
 - casts are explicit (no autocast dispatch): the same casts autocast makes, in the same places,
   so under bf16 the logits match the model's own forward to the bit (measured on SmolLM2) and
   in float32 to rounding;
-- bf16 weights on CPU are reordered once into oneDNN's blocked layout (``prepack``). A plain
-  bf16 ``F.linear`` reorders its weight at every call: at 16 rows that is more than half of
-  the matmul's time (SmolLM2's decode-step matmuls 17.7 -> 9.2 ms, bit-identical outputs).
+- bf16 weights on CPU are reordered once into oneDNN's blocked layout
+  (``grpo_env.policy.prepacked``). A plain bf16 ``F.linear`` reorders its weight at every
+  call: at 16 rows that is more than half of the matmul's time (SmolLM2's decode-step matmuls
+  17.7 -> 9.2 ms, bit-identical outputs).
 
 The weights are copied once per sampling call (concatenated, in the compute dtype: the
 copies autocast would cache anyway; prepacked, they are these copies' only form). The
@@ -33,7 +34,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from grpo_env.policy.prepacked import linear, pack
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
 BUFFER_STEP = 64  # positions the key/value buffers grow by
@@ -105,31 +107,6 @@ def _projection_problem(module: Any) -> str | None:
     return None
 
 
-def prepack(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
-    """``weight`` [out, in] reordered into oneDNN's blocked layout for inputs of about ``rows``
-    rows (any row count works), for ``linear``; None where that does not apply: off the CPU,
-    not bf16 (a float32 oneDNN linear rounds differently from the MKL one that ``F.linear``
-    runs), or a torch without oneDNN bf16. Packed bf16 outputs equal ``F.linear``'s to the bit."""
-    if weight.device.type != "cpu" or weight.dtype != torch.bfloat16:
-        return None
-    ops = torch.ops.mkldnn
-    if not (
-        torch.backends.mkldnn.is_available()
-        and hasattr(ops, "_reorder_linear_weight")
-        and hasattr(ops, "_linear_pointwise")
-        and ops._is_mkldnn_bf16_supported()
-    ):
-        return None
-    return ops._reorder_linear_weight(weight.detach(), rows)
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear``, for plain weights and for ``prepack``'s."""
-    if weight.is_mkldnn:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
-
-
 def _adapters(module: Any) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
     """(A, B, scaling) of each active LoRA adapter on ``module`` (none when there are none, or
     they are disabled or merged into the base weight)."""
@@ -153,8 +130,8 @@ class _Projection:
     lora_scale: float | torch.Tensor
 
     @classmethod
-    def build(cls, modules: list[Any], dtype: torch.dtype, rows: int | None) -> _Projection:
-        """``rows``: the batch's rows, to ``prepack`` the weights for (None: plain weights)."""
+    def build(cls, modules: list[Any], dtype: torch.dtype, rows: int) -> _Projection:
+        """``rows``: the batch's rows, to ``pack`` the weights for."""
         bases = [getattr(m, "base_layer", m) for m in modules]
         # One module's weight is used as it is when it has the dtype already (a LoRA base).
         weight = (
@@ -210,12 +187,6 @@ class _Layer:
     act: nn.Module
 
 
-def pack(weight: torch.Tensor, rows: int | None) -> torch.Tensor:
-    """``prepack``'s layout where it applies (``rows`` given), else ``weight`` as it is."""
-    packed = None if rows is None else prepack(weight, rows)
-    return weight if packed is None else packed
-
-
 def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """transformers' Llama RMSNorm, without the module call: float32 statistics, the input's
     dtype out, then the weight."""
@@ -228,8 +199,7 @@ def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class FusedDecoder:
     """Decode state over a batch of rows: ``step(tokens)`` feeds one token per row and returns
     the next logits; ``keep(index)`` drops the other rows. Built from the model's prefill
-    cache (``DynamicCache``), whose rows must already be the batch's rows. ``prepacked``:
-    bf16 weights on CPU in oneDNN's layout (``prepack``; False: plain ``F.linear``)."""
+    cache (``DynamicCache``), whose rows must already be the batch's rows."""
 
     def __init__(
         self,
@@ -239,8 +209,6 @@ class FusedDecoder:
         next_position: torch.Tensor,
         new_tokens: int,
         dtype: torch.dtype,
-        *,
-        prepacked: bool = True,
     ):
         lm = _causal_lm(model)
         inner = lm.model
@@ -248,7 +216,7 @@ class FusedDecoder:
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
         self.final_norm = inner.norm
-        rows = len(attention) if prepacked else None
+        rows = len(attention)  # bf16 CPU weights get prepacked for this many rows
         self.head = _Projection.build([lm.lm_head], dtype, rows)
         self.layers = []
         for layer in inner.layers:

@@ -3,6 +3,8 @@
 Under LoRA it is the policy itself with its adapters disabled (no second copy in memory);
 under full fine-tuning it is a frozen copy taken before the first update (on resume, the
 copy is taken before the checkpoint's weights are loaded, so it is still the initial model).
+On CPU under bf16 the copy's linear weights are prepacked for oneDNN at its first use
+(``grpo_env.policy.prepacked``: the same logprobs, faster matmuls), unless it was sharded.
 An agent whose KL weight is 0 builds none (``make_reference`` returns None) and pays nothing.
 """
 
@@ -15,6 +17,8 @@ from torch import nn
 
 from grpo_env.policy.logprobs import TokenBatch, token_logprobs
 from grpo_env.policy.models import Policy
+from grpo_env.policy.packing import ROW_TOKENS
+from grpo_env.policy.prepacked import prepack_linears
 
 
 class Reference:
@@ -25,6 +29,7 @@ class Reference:
         self.frozen: nn.Module | None = None
         # False when sharded (FSDP2): one forward per batch, the same count on every rank.
         self.share_prompts: bool | None = None
+        self.prepacked = False
         if not policy.lora:
             self.frozen = copy.deepcopy(policy.model)
             self.frozen.requires_grad_(False)
@@ -36,6 +41,11 @@ class Reference:
     def logprobs(self, batch: TokenBatch, temperature: float) -> torch.Tensor:
         with self.policy.autocast():
             if self.frozen is not None:
+                if not self.prepacked and self.share_prompts is None:
+                    # At the first use, not at construction: by then a sharded copy says so
+                    # (share_prompts False), and FSDP2 needs its plain Linear layers.
+                    prepack_linears(self.frozen, ROW_TOKENS)
+                    self.prepacked = True
                 return token_logprobs(
                     self.frozen, batch, temperature, share_prompts=self.share_prompts
                 )[0]

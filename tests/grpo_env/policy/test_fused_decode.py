@@ -108,45 +108,32 @@ def test_bf16_matches_the_models_autocast_forward(model_dir, lora):
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_prepacked_bf16_weights_sample_what_plain_weights_sample(model_dir, lora, monkeypatch):
-    from grpo_env.policy import fused_decode
+    from grpo_env.policy import prepacked
 
-    if fused_decode.prepack(torch.zeros(4, 4, dtype=torch.bfloat16), 4) is None:
+    if prepacked.prepack(torch.zeros(4, 4, dtype=torch.bfloat16), 4) is None:
         pytest.skip("this torch/CPU has no oneDNN bf16 linear")
     policy = load_policy(ModelConfig(name=str(model_dir), lora=lora, dtype="bfloat16"))
     if lora:
         perturb_adapters(policy)
     packed_layouts = []
-    real = fused_decode.prepack
+    real = prepacked.prepack
 
     def counted(weight, rows):
         packed = real(weight, rows)
         packed_layouts.append(packed.layout)
         return packed
 
-    monkeypatch.setattr(fused_decode, "prepack", counted)
+    monkeypatch.setattr(prepacked, "prepack", counted)
     _, packed_way = both_ways(policy)
     # Every weight of the step: q/k/v, o, gate/up and down per layer, the head, (LoRA) A and B.
     layers = policy.model.config.num_hidden_layers
     assert len(packed_layouts) >= 4 * layers + 1
     assert set(packed_layouts) == {torch._mkldnn}
-    monkeypatch.setattr(fused_decode, "prepack", lambda weight, rows: None)
+    monkeypatch.setattr(prepacked, "prepack", lambda weight, rows: None)
     _, plain_way = both_ways(policy)
     assert [r.token_ids for r in packed_way] == [r.token_ids for r in plain_way]
     for packed, plain in zip(packed_way, plain_way, strict=True):
         assert packed.logprobs == plain.logprobs  # the same kernel's arithmetic: to the bit
-
-
-def test_prepack_applies_to_bf16_cpu_weights_only():
-    from grpo_env.policy.fused_decode import linear, prepack
-
-    weight = torch.randn(8, 4)
-    assert prepack(weight, 2) is None  # float32: F.linear's MKL kernel rounds differently
-    bf16 = weight.bfloat16()
-    packed = prepack(bf16, 2)
-    if packed is None:
-        pytest.skip("this torch/CPU has no oneDNN bf16 linear")
-    x = torch.randn(3, 4).bfloat16()
-    assert torch.equal(linear(x, packed, None), torch.nn.functional.linear(x, bf16))
 
 
 def test_the_generator_picks_the_fused_step_on_cpu_bf16_only(model_dir):
