@@ -11,6 +11,10 @@ whose memory does not grow with it.
 The grouped query heads of GQA share their key/value head by a reshape (no ``repeat_kv``
 copy). The mask is transformers' SDPA mask (boolean, True = attend, or None when the pattern
 is plain causal), so switching between the two paths per call needs no second mask.
+
+A packed training row (``grpo_env.policy.packing``) comes with ``packed_groups`` (passed
+through the model's forward to here): runs of queries with the keys they may see. Each run
+is attended on its own, which skips the score entries its mask would zero.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ def short_eager_attention(
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention-function signature: query [B, H, q, d], key/value [B, Hkv, k, d]
     -> output [B, q, H, d]."""
+    groups = kwargs.pop("packed_groups", None)
+    if groups:
+        return _grouped_attention(module, query, key, value, groups, dropout, scaling)
     batch, heads, q_len, dim = query.shape
     kv_heads, kv_len = key.shape[1], key.shape[2]
     if batch * q_len * kv_len > EAGER_MAX_SCORES or kwargs.get("softcap") is not None:
@@ -73,6 +80,33 @@ def short_eager_attention(
     out = torch.matmul(probs.view(batch, kv_heads, groups * q_len, kv_len), value)
     out = out.view(batch, heads, q_len, dim).transpose(1, 2).contiguous()
     return out, None
+
+
+def _grouped_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    groups: Any,
+    dropout: float,
+    scaling: float | None,
+) -> tuple[torch.Tensor, None]:
+    """A packed row's attention group by group (``grpo_env.policy.packing.QueryGroup``): each
+    group's queries against the keys they may see, not the row's every key. The keys left out
+    are the ones the mask zeroes, so the output is the full masked attention's (up to the
+    order of float sums)."""
+    outputs = []
+    for group in groups:
+        if len(group.keys) == 1:
+            keys, values = key[:, :, group.keys[0]], value[:, :, group.keys[0]]
+        else:
+            keys = torch.cat([key[:, :, part] for part in group.keys], dim=2)
+            values = torch.cat([value[:, :, part] for part in group.keys], dim=2)
+        out, _ = short_eager_attention(
+            module, query[:, :, group.queries], keys, values, group.allowed, dropout, scaling
+        )
+        outputs.append(out)
+    return torch.cat(outputs, dim=1), None
 
 
 def register() -> str:

@@ -172,7 +172,7 @@ def _packing_mask_dtype(model: nn.Module, share_prompts: bool | None) -> torch.d
     sliding-window layers, which a custom mask would turn into full attention)."""
     if share_prompts is False:
         return None
-    config = next((m.config for m in model.modules() if hasattr(m, "config")), None)
+    config = _config(model)
     implementation = getattr(config, "_attn_implementation", None)
     sliding = getattr(config, "sliding_window", None) and getattr(
         config, "use_sliding_window", True
@@ -185,6 +185,14 @@ def _packing_mask_dtype(model: nn.Module, share_prompts: bool | None) -> torch.d
     return dtype
 
 
+def _config(model: nn.Module) -> Any:
+    return next((m.config for m in model.modules() if hasattr(m, "config")), None)
+
+
+def _attention_name(model: nn.Module) -> str | None:
+    return getattr(_config(model), "_attn_implementation", None)
+
+
 def _row_outputs(model: nn.Module, row: PackedRow, mask_dtype: torch.dtype) -> torch.Tensor:
     """Outputs ``[1, T, *]`` at a packed row's kept positions."""
     mask = row.allowed
@@ -192,12 +200,15 @@ def _row_outputs(model: nn.Module, row: PackedRow, mask_dtype: torch.dtype) -> t
         mask = torch.zeros(mask.shape, dtype=mask_dtype, device=mask.device).masked_fill_(
             ~mask, torch.finfo(mask_dtype).min
         )
+    # Our attention runs the row group by group (``QueryGroup``); others take the whole mask.
+    grouped = {"packed_groups": row.groups} if _attention_name(model) == ATTENTION_NAME else {}
     output = model(
         input_ids=row.input_ids,
         attention_mask=mask,
         position_ids=row.position_ids,
         logits_to_keep=row.keep,
         use_cache=False,
+        **grouped,
     )
     return output.logits
 

@@ -81,6 +81,35 @@ def test_matches_sdpa_when_decoding_one_token_over_a_cache():
     torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
 
 
+def test_a_packed_row_group_by_group_equals_the_whole_masked_row(monkeypatch):
+    from grpo_env.policy import packing
+    from grpo_env.policy.logprobs import pack_sequences
+
+    monkeypatch.setattr(packing, "GROUP_QUERIES", 4)
+    prompts = [[4, 5, 6]] * 3 + [[7, 8]] * 2
+    completions = [[1, 2, 3], [1, 2, 3, 4, 5, 6], [9, 9], [3, 3, 3], [2]]
+    (row,) = packing.pack_rows(pack_sequences(prompts, completions, 0))
+    assert len(row.groups) == 5  # a completion longer than a group: a group of its own
+    length = row.input_ids.shape[1]
+    torch.manual_seed(0)
+    query = torch.randn(1, 4, length, 8, requires_grad=True)
+    key = torch.randn(1, 2, length, 8, requires_grad=True)
+    value = torch.randn(1, 2, length, 8, requires_grad=True)
+    module = torch.nn.Module()
+    whole, _ = attention.short_eager_attention(module, query, key, value, row.allowed)
+    grouped, _ = attention.short_eager_attention(
+        module, query, key, value, row.allowed, packed_groups=row.groups
+    )
+    assert grouped.shape == whole.shape
+    assert torch.allclose(grouped, whole, atol=1e-6)
+    weights = torch.randn_like(whole)
+    grads = [
+        torch.autograd.grad((out * weights).sum(), (query, key, value)) for out in (whole, grouped)
+    ]
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_long_sequences_go_to_sdpa(monkeypatch):
     import transformers.integrations.sdpa_attention as sdpa_module
 

@@ -144,13 +144,16 @@ def test_selected_logprobs_leave_float32_logits_unchanged_and_refuse_a_second_ba
         logp.sum().backward()
 
 
-# One row; two rows (the first holds two prompts); three rows.
+# One row; two rows (the first holds two prompts); three rows. Attention groups of up to 128
+# queries (one per prompt here) and of 2 (a group per completion, the prompts on their own).
 @pytest.mark.parametrize(("row_tokens", "rows"), [(512, 1), (12, 2), (7, 3)])
+@pytest.mark.parametrize("group_queries", [128, 2])
 @pytest.mark.parametrize("lora", [False, True])
 def test_packed_pass_equals_the_flat_pass_in_value_and_gradient(
-    toy_model, lora, row_tokens, rows, monkeypatch
+    toy_model, lora, row_tokens, rows, group_queries, monkeypatch
 ):
     monkeypatch.setattr(packing, "ROW_TOKENS", row_tokens)
+    monkeypatch.setattr(packing, "GROUP_QUERIES", group_queries)
     policy = load_policy(ModelConfig(name=str(toy_model), lora=lora))
     prompts = [[4, 5, 6]] * 3 + [[7]] * 2 + [[8, 9, 10, 11, 12]]
     completions = [[5, 2], [6, 7, 8, 2], [9], [4, 4, 4, 4, 4], [2], [5, 6]]
@@ -195,6 +198,30 @@ def test_packed_rows_see_their_prompt_and_their_own_tokens_only():
     assert row.keep.tolist() == [1, 2, 3, 1, 4, 5]
     width = batch.completion_ids.shape[1]
     assert row.targets.tolist() == [0, 1, 2, width, 2 * width, 2 * width + 1]
+
+
+def test_attention_groups_cover_each_query_once_with_its_prompt_and_own_keys(monkeypatch):
+    monkeypatch.setattr(packing, "GROUP_QUERIES", 3)
+    prompts = [[4, 5], [4, 5], [4, 5], [7]]
+    batch = pack_sequences(prompts, [[1, 2, 3], [6], [1, 1, 1, 1], [8, 9]], 0)
+    (row,) = packing.pack_rows(batch)
+    # [4 5 | 1 2 | 1 1 1 | 7 | 8]: prompt, completion, completion, prompt, completion.
+    assert row.input_ids.tolist() == [[4, 5, 1, 2, 1, 1, 1, 7, 8]]
+    spans = [(g.queries, g.keys) for g in row.groups]
+    assert spans == [
+        (slice(0, 2), (slice(0, 2),)),  # 2 + 2 > 3: the first completion gets its own group
+        (slice(2, 4), (slice(0, 2), slice(2, 4))),
+        (slice(4, 7), (slice(0, 2), slice(4, 7))),
+        (slice(7, 9), (slice(7, 9),)),  # the second prompt with its completion: 2 <= 3
+    ]
+    allowed = row.allowed[0, 0]
+    for group in row.groups:
+        keys = torch.cat([torch.arange(len(allowed))[part] for part in group.keys])
+        assert torch.equal(group.allowed[0, 0], allowed[group.queries][:, keys])
+        # The keys left out are the ones these queries may not see.
+        left_out = torch.ones(len(allowed), dtype=torch.bool)
+        left_out[keys] = False
+        assert not allowed[group.queries][:, left_out].any()
 
 
 def test_a_completion_longer_than_a_row_gets_a_row_of_its_own():
