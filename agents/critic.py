@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,15 +79,18 @@ class ValueModel(nn.Module):
         position_ids: torch.Tensor,
         logits_to_keep: int | torch.Tensor = 0,
         use_cache: bool = False,
+        **attention_kwargs: Any,
     ) -> ValueOutput:
         """A causal LM's call, values in place of logits (``[B, L, 1]``), so the packed
         forward of ``grpo_env.policy.logprobs`` (each prompt once per row) serves the critic
-        too. ``logits_to_keep``: the last that many positions, or a tensor of positions."""
+        too. ``logits_to_keep``: the last that many positions, or a tensor of positions;
+        ``attention_kwargs`` (a packed row's attention groups) go on to the attention."""
         output = self.body(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             use_cache=use_cache,
+            **attention_kwargs,
         )
         hidden = output.last_hidden_state
         if isinstance(logits_to_keep, torch.Tensor):

@@ -168,33 +168,30 @@ def sample_rows(
         ids[i, width - len(prompt) :] = torch.tensor(list(prompt))
         mask[i, width - len(prompt) :] = 1
     ids, mask = ids.to(device), mask.to(device)
-    out = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-        logits_to_keep=1,
-        cache=decode_cache(model, device),
-        use_cache=True,
-    )
-    rows = torch.arange(len(prompts), device=device).repeat_interleave(n)
-    out.cache.reorder_cache(rows)  # each prompt's keys/values, copied to its n rows
-    logits = out.logits[:, -1, :][rows]
     state: ModelDecoder | FusedDecoder
     if fused:
         dtype = compute_dtype(model, device)
         assert dtype is not None, "fused decode without a compute dtype"
-        # The prefill's cached bf16 weight copies: the fused step makes its own.
-        torch.clear_autocast_cache()
-        state = FusedDecoder(
-            model, out.cache, mask[rows], mask.sum(dim=1)[rows], max_new_tokens - 1, dtype
-        )
+        state = FusedDecoder(model, len(prompts) * n, max_new_tokens - 1, dtype)
+        logits = state.prefill(ids, mask, n)
     else:
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+            logits_to_keep=1,
+            cache=decode_cache(model, device),
+            use_cache=True,
+        )
+        rows = torch.arange(len(prompts), device=device).repeat_interleave(n)
+        out.cache.reorder_cache(rows)  # each prompt's keys/values, copied to its n rows
+        logits = out.logits[:, -1, :][rows]
         state = ModelDecoder(model, out.cache, mask[rows], mask.sum(dim=1)[rows])
-    del out
+        del out
     eos = torch.tensor(sorted(set(eos_ids)), device=device)
-    live = torch.arange(len(rows), device=device)  # which output row each batch row is
-    tokens: list[list[int]] = [[] for _ in range(len(rows))]
-    logps: list[list[float]] = [[] for _ in range(len(rows))]
+    live = torch.arange(len(logits), device=device)  # which output row each batch row is
+    tokens: list[list[int]] = [[] for _ in range(len(logits))]
+    logps: list[list[float]] = [[] for _ in range(len(logits))]
     for step in range(max_new_tokens):
         scaled = logits.float()
         if scale != 1.0:

@@ -20,7 +20,9 @@ in fewer ops, as vLLM does on GPUs:
 
 The weights are copied once per sampling call (concatenated, in the compute dtype: the
 copies autocast would cache anyway; prepacked, they are these copies' only form). The
-prompt's prefill runs through the model itself and its cache is copied into the buffers.
+prompts' prefill runs through the same layer code (``prefill``): each prompt once, its keys
+and values then copied to its rows. On two 43-token prompts it takes 42 ms where the model's
+own forward took 81 (that forward re-casts every weight under autocast).
 
 Supported: ``llama``, ``qwen2`` and ``mistral`` configs with full attention in every layer
 (``unsupported_reason`` says why not otherwise), plain LoRA adapters (no DoRA, no adapter
@@ -197,26 +199,19 @@ def _rms_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class FusedDecoder:
-    """Decode state over a batch of rows: ``step(tokens)`` feeds one token per row and returns
-    the next logits; ``keep(index)`` drops the other rows. Built from the model's prefill
-    cache (``DynamicCache``), whose rows must already be the batch's rows."""
+    """Decode state over a batch of rows: ``prefill(ids, mask, copies)`` runs the prompts once
+    and returns the first logits of each of their ``copies`` rows, ``step(tokens)`` feeds one
+    token per row and returns the next logits, ``keep(index)`` drops the other rows."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        cache: Any,
-        attention: torch.Tensor,
-        next_position: torch.Tensor,
-        new_tokens: int,
-        dtype: torch.dtype,
-    ):
+    def __init__(self, model: nn.Module, rows: int, new_tokens: int, dtype: torch.dtype):
+        """``rows``: the batch's rows (prompts x copies); ``new_tokens``: the most ``step``s."""
         lm = _causal_lm(model)
         inner = lm.model
         self.dtype = dtype
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
         self.final_norm = inner.norm
-        rows = len(attention)  # bf16 CPU weights get prepacked for this many rows
+        # bf16 CPU weights get prepacked for this many rows.
         self.head = _Projection.build([lm.lm_head], dtype, rows)
         self.layers = []
         for layer in inner.layers:
@@ -241,17 +236,100 @@ class FusedDecoder:
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.intermediate = self.layers[0].gate_up.weight.shape[0] // 2
+        self.new_tokens = new_tokens
         # Key/value buffers that grow BUFFER_STEP positions at a time, up to what the completion
         # can reach; attention runs over the whole buffer (a slice would make each matmul copy
         # it) with the unwritten positions masked (zeros, so a masked score times its value is
         # 0, not NaN). A 4096-token limit does not cost 4096 positions from the first step.
-        width = attention.shape[1]
-        self.limit = width + new_tokens
-        self.keys = [cached.keys for cached in cache.layers]
-        self.values = [cached.values for cached in cache.layers]
-        self.allowed = attention.bool()
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.allowed = torch.zeros(0, 0, dtype=torch.bool)
+        self.length = self.limit = 0
+        self.next_position = torch.zeros(0, dtype=torch.long)
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, copies: int) -> torch.Tensor:
+        """Run the left-padded prompts ``ids`` ``[U, W]`` (``mask`` 1 on real tokens) once and
+        return the logits ``[U * copies, vocab]`` after each prompt, for its ``copies`` rows
+        (adjacent); their keys and values become every row's start."""
+        with torch.inference_mode(), torch.autocast(ids.device.type, enabled=False):
+            return self._prefill(ids, mask, copies)
+
+    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, copies: int) -> torch.Tensor:
+        prompts, width = ids.shape
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        # transformers' mask for a left-padded prefill: causal, padding keys never seen.
+        causal = torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
+        blocked = ~(causal[None] & mask.bool()[:, None, :])[:, None, None]  # [U, 1, 1, W, W]
+        x = self.embed(ids)  # [U, W, hidden]
+        cos, sin = self.rotary(x, positions)
+        keys, values = [], []
+        for layer in self.layers:
+            x, key, value = self._layer(layer, x, cos[:, None], sin[:, None], blocked)
+            keys.append(key)
+            values.append(value)
+        x = _rms_norm(self.final_norm, x[:, -1])  # left padding: every prompt ends last
+        logits = self.head(x.to(self.dtype))
+        rows = torch.arange(prompts, device=ids.device).repeat_interleave(copies)
+        self.keys = [key.index_select(0, rows) for key in keys]
+        self.values = [value.index_select(0, rows) for value in values]
+        self.allowed = mask.bool().index_select(0, rows)
         self.length = width
-        self.next_position = next_position
+        self.limit = width + self.new_tokens
+        self.next_position = mask.sum(dim=1).index_select(0, rows)
+        return logits.index_select(0, rows)
+
+    def _layer(
+        self,
+        layer: _Layer,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        blocked: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decoder layer over ``x`` ``[B, q, hidden]``: the new residual stream and the
+        keys and values it attends over (``[B, kv_heads, positions, head_dim]``). ``cache``:
+        key and value buffers to write the ``q == 1`` new position ``at`` into and attend
+        over; None: attend over the ``q`` positions themselves (the prefill)."""
+        batch, q_len = x.shape[:2]
+        half = self.head_dim // 2
+        qk_heads = self.heads + self.kv_heads
+        split = qk_heads * self.head_dim
+        h = _rms_norm(layer.input_norm, x).to(self.dtype)
+        qkv = layer.qkv(h)
+        if q_len == 1:  # a view with plain strides: the elementwise ops below run faster
+            qk = qkv[..., :split].view(batch, qk_heads, 1, self.head_dim)
+            value = qkv[..., split:].view(batch, self.kv_heads, 1, self.head_dim)
+        else:
+            qk = qkv[..., :split].view(batch, q_len, qk_heads, self.head_dim).transpose(1, 2)
+            value = qkv[..., split:].view(batch, q_len, self.kv_heads, self.head_dim)
+            value = value.transpose(1, 2)
+        # The model's apply_rotary_pos_emb on queries and keys at once.
+        turned = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
+        qk = qk * cos + turned * sin  # [B, qk_heads, q, head_dim]
+        if cache is None:
+            keys, values = qk[:, self.heads :].to(self.dtype), value
+        else:
+            keys, values, at = cache
+            keys[:, :, at] = qk[:, self.heads :, 0]
+            values[:, :, at] = value[:, :, 0]
+        # Query head h reads key/value head h // groups (repeat_kv's order).
+        groups = self.heads // self.kv_heads
+        query = (qk[:, : self.heads] * self.scaling).to(self.dtype)
+        query = query.reshape(batch, self.kv_heads, groups * q_len, self.head_dim)
+        scores = torch.matmul(query, keys.transpose(2, 3))  # [B, kv_heads, groups * q, keys]
+        if q_len > 1:
+            scores = scores.view(batch, self.kv_heads, groups, q_len, -1)
+        scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
+        mixed = torch.matmul(probs.view(batch, self.kv_heads, groups * q_len, -1), values)
+        if q_len > 1:
+            mixed = mixed.view(batch, self.heads, q_len, self.head_dim).transpose(1, 2)
+        x = x + layer.o(mixed.reshape(batch, q_len, self.heads * self.head_dim).to(self.dtype))
+        h = _rms_norm(layer.post_attention_norm, x).to(self.dtype)
+        gate_up = layer.gate_up(h)
+        h = layer.act(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :]
+        return x + layer.down(h), keys, values
 
     def _grow(self) -> None:
         size = min(self.limit, self.allowed.shape[1] + BUFFER_STEP) - self.allowed.shape[1]
@@ -277,7 +355,6 @@ class FusedDecoder:
             return self._step(tokens)
 
     def _step(self, tokens: torch.Tensor) -> torch.Tensor:
-        rows = len(tokens)
         at = self.length
         if at >= self.limit:
             raise RuntimeError("FusedDecoder: more tokens fed than it was built for")
@@ -288,31 +365,10 @@ class FusedDecoder:
         x = self.embed(tokens[:, None])  # [rows, 1, hidden]
         cos, sin = self.rotary(x, self.next_position[:, None])
         cos, sin = cos[:, None], sin[:, None]  # [rows, 1, 1, head_dim]
-        half = self.head_dim // 2
-        qk_heads = self.heads + self.kv_heads
-        groups = self.heads // self.kv_heads
-        for layer, keys, values in zip(self.layers, self.keys, self.values, strict=True):
-            h = _rms_norm(layer.input_norm, x).to(self.dtype)
-            qkv = layer.qkv(h)
-            split = qk_heads * self.head_dim
-            qk = qkv[..., :split].view(rows, qk_heads, 1, self.head_dim)
-            # The model's apply_rotary_pos_emb on queries and keys at once.
-            turned = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
-            qk = qk * cos + turned * sin
-            keys[:, :, at] = qk[:, self.heads :, 0]
-            values[:, :, at] = qkv[..., split:].view(rows, self.kv_heads, self.head_dim)
-            # Query head h reads key/value head h // groups (repeat_kv's order).
-            query = (qk[:, : self.heads] * self.scaling).to(self.dtype)
-            query = query.reshape(rows, self.kv_heads, groups, self.head_dim)
-            scores = torch.matmul(query, keys.transpose(2, 3))
-            scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
-            mixed = torch.matmul(probs, values).reshape(rows, 1, self.heads * self.head_dim)
-            x = x + layer.o(mixed.to(self.dtype))
-            h = _rms_norm(layer.post_attention_norm, x).to(self.dtype)
-            gate_up = layer.gate_up(h)
-            h = layer.act(gate_up[..., : self.intermediate]) * gate_up[..., self.intermediate :]
-            x = x + layer.down(h)
+        for i, layer in enumerate(self.layers):
+            x, _, _ = self._layer(
+                layer, x, cos, sin, blocked, cache=(self.keys[i], self.values[i], at)
+            )
         self.length = at + 1
         self.next_position = self.next_position + 1
         x = _rms_norm(self.final_norm, x)
