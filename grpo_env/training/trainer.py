@@ -40,6 +40,7 @@ from grpo_env.policy.generation import Generator, SamplingParams, make_generator
 from grpo_env.policy.models import Policy, load_policy
 from grpo_env.registry import agents as agent_registry
 from grpo_env.training import distributed, parallel
+from grpo_env.training.allocator import keep_freed_memory
 from grpo_env.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -180,6 +181,8 @@ class Trainer:
         self.guard = InfraErrorGuard(config.guard.max_infra_error_frac, config.guard.patience)
         self.no_signal = NoSignalWatch()
         self.policy = load_policy(model_config_for(config))
+        # CPU training: large tensors reused step after step, not page-faulted in each time.
+        self.malloc_tuned = self.policy.device.type == "cpu" and keep_freed_memory()
         gen = config.generation
         self.generator = make_generator(
             gen.backend,
@@ -249,6 +252,8 @@ class Trainer:
         describe = getattr(self.generator, "describe", None)
         if callable(describe):
             line += f"; sampling: {describe()}"
+        if self.malloc_tuned:
+            line += "; malloc: keeps freed memory"
         return line
 
     def _check_distributed(self) -> None:
