@@ -7,7 +7,9 @@ reference model), one optimiser step per batch, the GRPO paper's loss aggregatio
 in a fresh process, so its peak RSS is its own. Both precisions are measured, each side at its
 best: float32 (ours ``model.dtype = "float32"``, TRL ``bf16=False``) and bfloat16 (ours
 ``"bfloat16"``: bf16 autocast over float32 master weights; TRL ``bf16=True``, the same
-autocast through accelerate), in the order ours, TRL for each precision.
+autocast through accelerate), in the order ours, TRL for each precision. Ours keeps freed
+memory for reuse (``grpo_env.training.allocator``, glibc ``mallopt``); ``--trl-malloc keep``
+runs TRL with the same settings, to show what the allocator alone is worth to either side.
 
     flock /tmp/grpo-heavy.lock python bench/grpo_step_vs_trl.py --steps 3
 
@@ -189,7 +191,12 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_side(side: str, dtype: str, steps: int) -> dict[str, Any]:
+# Ours tunes glibc's malloc in-process (grpo_env.training.allocator); these environment
+# variables give TRL's process the same settings (``--trl-malloc keep``).
+KEEP_FREED_MEMORY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def run_side(side: str, dtype: str, steps: int, extra_env: dict[str, str]) -> dict[str, Any]:
     """One side at one precision, in a fresh process (its own peak RSS)."""
     started = time.perf_counter()
     command = [sys.executable, __file__, "--worker", side, "--steps", str(steps), "--dtype", dtype]
@@ -197,7 +204,7 @@ def run_side(side: str, dtype: str, steps: int) -> dict[str, Any]:
         command,
         capture_output=True,
         text=True,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **extra_env},
     )
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode != 0 or not lines:
@@ -213,6 +220,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps each (the first is warm-up)")
     parser.add_argument("--only", choices=["ours", "trl"], help="run one side")
     parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated")
+    parser.add_argument(
+        "--trl-malloc",
+        choices=["system", "keep"],
+        default="system",
+        help="TRL's malloc: glibc's defaults (as TRL runs), or the settings ours applies "
+        "(keep freed memory: MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_=1 GiB)",
+    )
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -231,7 +245,9 @@ def main() -> None:
     precisions = [p for p in args.precisions.split(",") if p]
     for dtype in precisions:
         for side in [args.only] if args.only else ["ours", "trl"]:
-            results[f"{side}_{dtype}"] = run_side(side, dtype, args.steps)
+            keep = side == "trl" and args.trl_malloc == "keep"
+            extra_env = KEEP_FREED_MEMORY_ENV if keep else {}
+            results[f"{side}_{dtype}"] = run_side(side, dtype, args.steps, extra_env)
     report: dict[str, Any] = {
         "benchmark": "grpo_step_vs_trl",
         "model": DEFAULT_MODEL,
@@ -243,6 +259,7 @@ def main() -> None:
         "beta": BETA,
         "full_finetuning": True,
         "steps": args.steps,
+        "trl_malloc": args.trl_malloc,
         **results,
     }
     pairs = [(f"ours_{p}", f"trl_{p}", p) for p in precisions]

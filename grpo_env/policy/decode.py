@@ -114,7 +114,7 @@ def draw(probs: torch.Tensor) -> torch.Tensor:
 class ModelDecoder:
     """Decode state through the model's own forward and ``DynamicCache``: ``step(tokens)``
     feeds one token per row and returns the next logits, ``keep(index)`` drops the other rows
-    (``grpo_env.policy.fused_decode.FusedDecoder`` is the same interface, faster)."""
+    (``grpo_env.policy.fused_decode.FusedDecoder`` has the same two, faster)."""
 
     def __init__(
         self, model: nn.Module, cache: Any, attention: torch.Tensor, next_position: torch.Tensor
@@ -157,8 +157,8 @@ def sample_rows(
     fused: bool = False,
 ) -> list[Sampled]:
     """``n`` samples of each prompt, rows in prompt order (the G samples of a prompt adjacent).
-    ``fused``: decode steps through ``FusedDecoder`` (the caller checked the model is
-    supported), else through the model's forward."""
+    ``fused``: the prefill and the decode steps through ``FusedDecoder`` (the caller checked
+    the model is supported), else through the model's forward."""
     greedy = temperature == 0.0
     scale = 1.0 if greedy else temperature
     width = max(len(p) for p in prompts)
