@@ -3,7 +3,8 @@
 The old way is how the project trained before issue 11: float32 matmuls, sampling through
 transformers ``generate`` (``generation.hf_decode = "generate"``), the model's own SDPA
 attention (``model.attention = "model"``), held-out evaluation in batches of 32
-(``eval.batch_size = 32``). What has no switch is shared by both ways: the fused
+(``eval.batch_size = 32``), glibc's malloc defaults (``GRPO_ENV_MALLOC=system``). What has
+no switch is shared by both ways: the fused
 logprob/entropy function and the contiguous output-head input (both exact or within float
 rounding), so the old way here runs a little faster than the old code did. The new way is the
 default: bf16 autocast where the CPU has bf16 matrix units, the project's sampling loop, the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +42,8 @@ WAYS = {
     ],
     "new": [],
 }
+# The old way's process also keeps glibc's malloc defaults (the trainer now tunes it on CPU).
+WAY_ENV = {"old": {"GRPO_ENV_MALLOC": "system"}, "new": {}}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -54,7 +58,12 @@ def run_way(way: str, out: Path, extra: list[str], samples: int) -> dict[str, An
     command += ["--out", str(run_dir), *WAYS[way], *extra]
     started = time.perf_counter()
     with (out / f"{way}.console.log").open("w") as console:
-        process = subprocess.run(command, stdout=console, stderr=subprocess.STDOUT)
+        process = subprocess.run(
+            command,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **WAY_ENV[way]},
+        )
     wall = time.perf_counter() - started
     if process.returncode != 0:
         log = out / f"{way}.console.log"
