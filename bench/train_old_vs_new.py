@@ -4,9 +4,9 @@ The old way is how the project trained before issue 11: float32 matmuls, samplin
 transformers ``generate`` (``generation.hf_decode = "generate"``), the model's own SDPA
 attention (``model.attention = "model"``), held-out evaluation in batches of 32
 (``eval.batch_size = 32``), glibc's malloc defaults (``GRPO_ENV_MALLOC=system``). What has
-no switch is shared by both ways: the fused
-logprob/entropy function and the contiguous output-head input (both exact or within float
-rounding), so the old way here runs a little faster than the old code did. The new way is the
+no switch is shared by both ways: the fused logprob/entropy function, the contiguous
+output-head input and the packed training rows (exact or within float rounding), so the old
+way here runs faster than the old code did. The new way is the
 default: bf16 autocast where the CPU has bf16 matrix units, the project's sampling loop, the
 CPU short-sequence attention, evaluation in batches of 128.
 Both run ``bench/train_chain_sum.toml`` unchanged otherwise (same seed, tasks and steps), one
