@@ -297,13 +297,8 @@ class FusedDecoder:
         split = qk_heads * self.head_dim
         h = _rms_norm(layer.input_norm, x).to(self.dtype)
         qkv = layer.qkv(h)
-        if q_len == 1:  # a view with plain strides: the elementwise ops below run faster
-            qk = qkv[..., :split].view(batch, qk_heads, 1, self.head_dim)
-            value = qkv[..., split:].view(batch, self.kv_heads, 1, self.head_dim)
-        else:
-            qk = qkv[..., :split].view(batch, q_len, qk_heads, self.head_dim).transpose(1, 2)
-            value = qkv[..., split:].view(batch, q_len, self.kv_heads, self.head_dim)
-            value = value.transpose(1, 2)
+        qk = qkv[..., :split].view(batch, q_len, qk_heads, self.head_dim).transpose(1, 2)
+        value = qkv[..., split:].view(batch, q_len, self.kv_heads, self.head_dim).transpose(1, 2)
         # The model's apply_rotary_pos_emb on queries and keys at once.
         turned = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
         qk = qk * cos + turned * sin  # [B, qk_heads, q, head_dim]
@@ -317,14 +312,12 @@ class FusedDecoder:
         groups = self.heads // self.kv_heads
         query = (qk[:, : self.heads] * self.scaling).to(self.dtype)
         query = query.reshape(batch, self.kv_heads, groups * q_len, self.head_dim)
-        scores = torch.matmul(query, keys.transpose(2, 3))  # [B, kv_heads, groups * q, keys]
-        if q_len > 1:
-            scores = scores.view(batch, self.kv_heads, groups, q_len, -1)
+        scores = torch.matmul(query, keys.transpose(2, 3))
+        scores = scores.view(batch, self.kv_heads, groups, q_len, -1)
         scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
         mixed = torch.matmul(probs.view(batch, self.kv_heads, groups * q_len, -1), values)
-        if q_len > 1:
-            mixed = mixed.view(batch, self.heads, q_len, self.head_dim).transpose(1, 2)
+        mixed = mixed.view(batch, self.heads, q_len, self.head_dim).transpose(1, 2)
         x = x + layer.o(mixed.reshape(batch, q_len, self.heads * self.head_dim).to(self.dtype))
         h = _rms_norm(layer.post_attention_norm, x).to(self.dtype)
         gate_up = layer.gate_up(h)
@@ -361,7 +354,7 @@ class FusedDecoder:
         if at >= self.allowed.shape[1]:
             self._grow()
         self.allowed[:, at] = True
-        blocked = ~self.allowed[:, None, None, :]  # [rows, 1, 1, positions]
+        blocked = ~self.allowed[:, None, None, None, :]  # [rows, 1, 1, 1, positions]
         x = self.embed(tokens[:, None])  # [rows, 1, hidden]
         cos, sin = self.rotary(x, self.next_position[:, None])
         cos, sin = cos[:, None], sin[:, None]  # [rows, 1, 1, head_dim]

@@ -131,8 +131,9 @@ def token_logprobs(
         return SelectedLogprobs.apply(logits, batch.completion_ids, temperature, with_entropy)
     flat_ids = batch.completion_ids.reshape(-1)
     logps, entropies, targets = [], [], []
+    grouped = _attention_name(model) == ATTENTION_NAME
     for row in pack_rows(batch):
-        logits = _row_outputs(model, row, mask_dtype)
+        logits = _row_outputs(model, row, mask_dtype, grouped)
         logp, entropy = SelectedLogprobs.apply(
             logits, flat_ids[row.targets][None], temperature, with_entropy
         )
@@ -157,7 +158,8 @@ def completion_outputs(
     if mask_dtype is None:
         return _flat_logits(model, batch)
     rows = pack_rows(batch)
-    outputs = torch.cat([_row_outputs(model, row, mask_dtype)[0] for row in rows])
+    grouped = _attention_name(model) == ATTENTION_NAME
+    outputs = torch.cat([_row_outputs(model, row, mask_dtype, grouped)[0] for row in rows])
     index = torch.cat([row.targets for row in rows])
     return _scatter(outputs, index, batch.completion_ids.shape)
 
@@ -193,22 +195,24 @@ def _attention_name(model: nn.Module) -> str | None:
     return getattr(_config(model), "_attn_implementation", None)
 
 
-def _row_outputs(model: nn.Module, row: PackedRow, mask_dtype: torch.dtype) -> torch.Tensor:
+def _row_outputs(
+    model: nn.Module, row: PackedRow, mask_dtype: torch.dtype, grouped: bool
+) -> torch.Tensor:
     """Outputs ``[1, T, *]`` at a packed row's kept positions."""
     mask = row.allowed
     if mask_dtype != torch.bool:  # eager attention adds its mask to the scores
         mask = torch.zeros(mask.shape, dtype=mask_dtype, device=mask.device).masked_fill_(
             ~mask, torch.finfo(mask_dtype).min
         )
-    # Our attention runs the row group by group (``QueryGroup``); others take the whole mask.
-    grouped = {"packed_groups": row.groups} if _attention_name(model) == ATTENTION_NAME else {}
+    # Our attention (``grouped``) runs the row group by group; others take the whole mask.
+    groups = {"packed_groups": row.groups} if grouped else {}
     output = model(
         input_ids=row.input_ids,
         attention_mask=mask,
         position_ids=row.position_ids,
         logits_to_keep=row.keep,
         use_cache=False,
-        **grouped,
+        **groups,
     )
     return output.logits
 
