@@ -10,6 +10,8 @@ decode-step matmuls take 17.7 ms at 16 rows with plain weights and 9.2 ms prepac
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,22 +22,26 @@ def prepack(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
     works), for ``linear``; None where that does not apply: off the CPU, not bf16 (a float32
     oneDNN linear rounds differently from the MKL one that ``F.linear`` runs), or a torch
     without oneDNN bf16."""
-    if weight.device.type != "cpu" or weight.dtype != torch.bfloat16:
+    if weight.device.type != "cpu" or weight.dtype != torch.bfloat16 or not _onednn_bf16():
         return None
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+
+@functools.cache
+def _onednn_bf16() -> bool:
+    """Whether this torch and CPU run oneDNN's bf16 linear on prepacked weights."""
     ops = torch.ops.mkldnn
-    if not (
+    return (
         torch.backends.mkldnn.is_available()
         and hasattr(ops, "_reorder_linear_weight")
         and hasattr(ops, "_linear_pointwise")
-        and ops._is_mkldnn_bf16_supported()
-    ):
-        return None
-    return ops._reorder_linear_weight(weight.detach(), rows)
+        and bool(ops._is_mkldnn_bf16_supported())
+    )
 
 
-def pack(weight: torch.Tensor, rows: int | None) -> torch.Tensor:
-    """``prepack``'s layout where it applies (``rows`` given), else ``weight`` as it is."""
-    packed = None if rows is None else prepack(weight, rows)
+def pack(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``prepack``'s layout where it applies, else ``weight`` as it is."""
+    packed = prepack(weight, rows)
     return weight if packed is None else packed
 
 

@@ -14,7 +14,7 @@ allocator that reuses memory (jemalloc, tcmalloc). This gets the same effect fro
   free at the heap's top.
 
 Measured on ``bench/grpo_step_vs_trl.py``'s workload (SmolLM2, bf16, 2 cores): 2.88 -> 2.66 s
-per step, peak RSS +115 MB. ``GRPO_ENV_MALLOC=system`` leaves malloc as it is.
+per step; peak RSS moved by 0 to +150 MB. ``GRPO_ENV_MALLOC=system`` leaves malloc as it is.
 """
 
 from __future__ import annotations
