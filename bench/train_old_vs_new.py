@@ -19,6 +19,13 @@ prints one JSON object: wall seconds of each, their ratio, the mean step seconds
 tokens/s from ``metrics.jsonl``, every held-out accuracy from ``eval.jsonl``, and the first
 few held-out completions of each run's last evaluation (read them: a jump in accuracy is only
 believed with its samples). ``--order new,old`` runs the new way first.
+
+One seed is one trajectory, and the trajectory sets the work: a policy that drifts into
+long answers samples 2-3x the tokens of one that learns short ones, and each sampled token
+is also a token trained on. bf16 and float32 round differently, so from the first update
+the two ways follow different trajectories. ``--seeds 0,1,2`` runs both ways on each seed
+(``--seed N``, each pair back to back) and adds, over the seeds, the ratio of total wall
+times, the median of the per-seed ratios, and the ratio of seconds per sampled token.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -52,10 +60,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_way(way: str, out: Path, extra: list[str], samples: int) -> dict[str, Any]:
+def run_way(
+    way: str, out: Path, extra: list[str], samples: int, seed: int | None = None
+) -> dict[str, Any]:
     run_dir = out / way
     command = [str(Path(sys.executable).with_name("grpo-env")), "train", "--config", str(CONFIG)]
     command += ["--out", str(run_dir), *WAYS[way], *extra]
+    if seed is not None:
+        command += ["--seed", str(seed)]
     started = time.perf_counter()
     with (out / f"{way}.console.log").open("w") as console:
         process = subprocess.run(
@@ -80,6 +92,8 @@ def run_way(way: str, out: Path, extra: list[str], samples: int) -> dict[str, An
         "mean_gen_tokens_per_s": round(
             sum(m["gen_tokens_per_s"] for m in metrics) / len(metrics), 1
         ),
+        "sampled_tokens": int(sum(m["gen_tokens"] for m in metrics)),
+        "eval_seconds": round(sum(e.get("seconds", 0.0) for e in evals), 1),
         "held_out_accuracy": {str(e["step"]): e["accuracy"] for e in evals},
         "last_eval_samples": [
             {k: s[k] for k in ("question", "completion", "score")}
@@ -88,22 +102,71 @@ def run_way(way: str, out: Path, extra: list[str], samples: int) -> dict[str, An
     }
 
 
+def ratio(new: float, old: float) -> float:
+    return round(new / old, 3)
+
+
+def run_pair(order: list[str], out: Path, args: argparse.Namespace, seed: int | None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    pair: dict[str, Any] = {}
+    for way in order:
+        pair[way] = run_way(way, out, args.extra, args.samples, seed)
+        line = {way: pair[way]["wall_seconds"], "seed": seed}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+    if "old" in pair and "new" in pair:
+        pair["wall_ratio_new_over_old"] = ratio(
+            pair["new"]["wall_seconds"], pair["old"]["wall_seconds"]
+        )
+    return pair
+
+
+def over_seeds(pairs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the seeds: wall ratio, median per-seed ratio, seconds per sampled token."""
+    totals = {
+        way: {
+            key: sum(p[way][key] for p in pairs.values())
+            for key in ("wall_seconds", "sampled_tokens")
+        }
+        for way in ("old", "new")
+    }
+    per_token = {way: t["wall_seconds"] / t["sampled_tokens"] for way, t in totals.items()}
+    return {
+        "seeds": [int(seed) for seed in pairs],
+        "wall_ratios": [p["wall_ratio_new_over_old"] for p in pairs.values()],
+        "median_wall_ratio": round(
+            statistics.median(p["wall_ratio_new_over_old"] for p in pairs.values()), 3
+        ),
+        "total_wall_ratio": ratio(totals["new"]["wall_seconds"], totals["old"]["wall_seconds"]),
+        "sampled_tokens": {
+            way: [p[way]["sampled_tokens"] for p in pairs.values()] for way in totals
+        },
+        "wall_seconds_per_sampled_token_ratio": ratio(per_token["new"], per_token["old"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="a new directory for both runs")
+    parser.add_argument("--out", type=Path, required=True, help="a new directory for the runs")
     parser.add_argument("--order", default="old,new", help="which way runs first")
     parser.add_argument("--samples", type=int, default=6, help="completions shown per run")
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds, each run both ways (default: the config's seed, once)",
+    )
     parser.add_argument("extra", nargs="*", help="more train options for both (after --)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=False)
+    order = args.order.split(",")
     report: dict[str, Any] = {"benchmark": "train_old_vs_new", "config": str(CONFIG)}
-    for way in args.order.split(","):
-        report[way] = run_way(way, args.out, args.extra, args.samples)
-        print(json.dumps({way: report[way]["wall_seconds"]}), file=sys.stderr, flush=True)
-    if "old" in report and "new" in report:
-        report["wall_ratio_new_over_old"] = round(
-            report["new"]["wall_seconds"] / report["old"]["wall_seconds"], 3
-        )
+    if not args.seeds:
+        report.update(run_pair(order, args.out, args, None))
+    else:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        pairs = {str(seed): run_pair(order, args.out / f"seed{seed}", args, seed) for seed in seeds}
+        report["by_seed"] = pairs
+        if set(order) == {"old", "new"}:
+            report["over_seeds"] = over_seeds(pairs)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

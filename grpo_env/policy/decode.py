@@ -139,6 +139,25 @@ class ModelDecoder:
         return out.logits[:, -1, :]
 
 
+# A prefix shorter than this is recomputed per prompt: its own pass would cost more than it saves.
+SHARED_PREFIX_MIN = 16
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``prompts`` share, leaving each at least its last token (the
+    one whose logits start the completion). 0 for a single prompt: nothing to share."""
+    if len(prompts) < 2:
+        return 0
+    first = prompts[0]
+    length = min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        same = 0
+        while same < length and prompt[same] == first[same]:
+            same += 1
+        length = same
+    return max(length, 0)
+
+
 # no_grad, not inference_mode: under inference_mode autocast does not cache its bf16 copies of
 # the float32 weights, and re-casts all of them at every decode step.
 @torch.no_grad()
@@ -158,9 +177,16 @@ def sample_rows(
 ) -> list[Sampled]:
     """``n`` samples of each prompt, rows in prompt order (the G samples of a prompt adjacent).
     ``fused``: the prefill and the decode steps through ``FusedDecoder`` (the caller checked
-    the model is supported), else through the model's forward."""
+    the model is supported), a prefix every prompt shares (a system prompt) run once for all;
+    else through the model's forward."""
     greedy = temperature == 0.0
     scale = 1.0 if greedy else temperature
+    prefix: list[int] = []
+    if fused:
+        shared = shared_prefix_length(prompts)
+        if shared >= SHARED_PREFIX_MIN:
+            prefix = list(prompts[0][:shared])
+            prompts = [p[shared:] for p in prompts]
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -173,7 +199,8 @@ def sample_rows(
         dtype = compute_dtype(model, device)
         assert dtype is not None, "fused decode without a compute dtype"
         state = FusedDecoder(model, len(prompts) * n, max_new_tokens - 1, dtype)
-        logits = state.prefill(ids, mask, n)
+        shared_ids = torch.tensor(prefix, dtype=torch.long, device=device) if prefix else None
+        logits = state.prefill(ids, mask, n, prefix=shared_ids)
     else:
         out = model(
             input_ids=ids,

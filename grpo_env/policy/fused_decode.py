@@ -22,7 +22,10 @@ The weights are copied once per sampling call (concatenated, in the compute dtyp
 copies autocast would cache anyway; prepacked, they are these copies' only form). The
 prompts' prefill runs through the same layer code (``prefill``): each prompt once, its keys
 and values then copied to its rows. On two 43-token prompts it takes 42 ms where the model's
-own forward took 81 (that forward re-casts every weight under autocast).
+own forward took 81 (that forward re-casts every weight under autocast). A prefix every prompt
+shares (``sample_rows`` finds it: a system prompt, a task's fixed wording) runs once for all
+of them: `make train`'s 200 held-out prompts of 46-48 tokens share 35, and their prefill takes
+1.05 s instead of 3.35 s (an evaluation 10.4 -> 8.1 s).
 
 Supported: ``llama``, ``qwen2`` and ``mistral`` configs with full attention in every layer
 (``unsupported_reason`` says why not otherwise), plain LoRA adapters (no DoRA, no adapter
@@ -247,24 +250,57 @@ class FusedDecoder:
         self.length = self.limit = 0
         self.next_position = torch.zeros(0, dtype=torch.long)
 
-    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, copies: int) -> torch.Tensor:
+    def prefill(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        copies: int,
+        prefix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Run the left-padded prompts ``ids`` ``[U, W]`` (``mask`` 1 on real tokens) once and
         return the logits ``[U * copies, vocab]`` after each prompt, for its ``copies`` rows
-        (adjacent); their keys and values become every row's start."""
+        (adjacent); their keys and values become every row's start. ``prefix`` ``[P]``: tokens
+        every prompt starts with, left out of ``ids``; they run once for all the prompts and
+        lead every row's keys and values."""
         with torch.inference_mode(), torch.autocast(ids.device.type, enabled=False):
-            return self._prefill(ids, mask, copies)
+            past = [] if prefix is None or not len(prefix) else self._prefix(prefix)
+            return self._prefill(ids, mask, copies, past)
 
-    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor, copies: int) -> torch.Tensor:
+    def _prefix(self, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's keys and values ``[1, kv_heads, P, head_dim]`` over the ``prefix``."""
+        x = self.embed(prefix[None])
+        cos, sin = self.rotary(x, torch.arange(len(prefix), device=prefix.device)[None])
+        size = len(prefix)
+        blocked = ~torch.ones(size, size, dtype=torch.bool, device=prefix.device).tril()
+        past = []
+        for layer in self.layers:
+            x, key, value = self._layer(layer, x, cos[:, None], sin[:, None], blocked)
+            past.append((key, value))
+        return past
+
+    def _prefill(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        copies: int,
+        past: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         prompts, width = ids.shape
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        # transformers' mask for a left-padded prefill: causal, padding keys never seen.
+        start = past[0][0].shape[2] if past else 0  # positions the prefix took
+        positions = start + (mask.cumsum(dim=1) - 1).clamp(min=0)
+        # transformers' mask for a left-padded prefill: causal, padding keys never seen; the
+        # prefix, before the padding, is seen by every query.
         causal = torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
-        blocked = ~(causal[None] & mask.bool()[:, None, :])[:, None, None]  # [U, 1, 1, W, W]
+        seen = causal[None] & mask.bool()[:, None, :]  # [U, W, W]
+        seen = torch.cat([seen.new_ones(prompts, width, start), seen], dim=2)
+        blocked = ~seen[:, None, None]  # [U, 1, 1, W, P + W]
         x = self.embed(ids)  # [U, W, hidden]
         cos, sin = self.rotary(x, positions)
         keys, values = [], []
-        for layer in self.layers:
-            x, key, value = self._layer(layer, x, cos[:, None], sin[:, None], blocked)
+        for i, layer in enumerate(self.layers):
+            x, key, value = self._layer(
+                layer, x, cos[:, None], sin[:, None], blocked, past=past[i] if past else None
+            )
             keys.append(key)
             values.append(value)
         x = _rms_norm(self.final_norm, x[:, -1])  # left padding: every prompt ends last
@@ -272,10 +308,10 @@ class FusedDecoder:
         rows = torch.arange(prompts, device=ids.device).repeat_interleave(copies)
         self.keys = [key.index_select(0, rows) for key in keys]
         self.values = [value.index_select(0, rows) for value in values]
-        self.allowed = mask.bool().index_select(0, rows)
-        self.length = width
-        self.limit = width + self.new_tokens
-        self.next_position = mask.sum(dim=1).index_select(0, rows)
+        self.allowed = seen[:, -1].index_select(0, rows)  # the last query sees every real key
+        self.length = start + width
+        self.limit = self.length + self.new_tokens
+        self.next_position = (start + mask.sum(dim=1)).index_select(0, rows)
         return logits.index_select(0, rows)
 
     def _layer(
@@ -286,11 +322,13 @@ class FusedDecoder:
         sin: torch.Tensor,
         blocked: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One decoder layer over ``x`` ``[B, q, hidden]``: the new residual stream and the
         keys and values it attends over (``[B, kv_heads, positions, head_dim]``). ``cache``:
         key and value buffers to write the ``q == 1`` new position ``at`` into and attend
-        over; None: attend over the ``q`` positions themselves (the prefill)."""
+        over; None: attend over the ``q`` positions themselves (the prefill), after ``past``
+        keys and values ``[1, kv_heads, P, head_dim]`` if given (a shared prefix)."""
         batch, q_len = x.shape[:2]
         half = self.head_dim // 2
         qk_heads = self.heads + self.kv_heads
@@ -304,6 +342,10 @@ class FusedDecoder:
         qk = qk * cos + turned * sin  # [B, qk_heads, q, head_dim]
         if cache is None:
             keys, values = qk[:, self.heads :].to(self.dtype), value
+            if past is not None:
+                shape = (batch, -1, -1, -1)
+                keys = torch.cat([past[0].expand(shape), keys], dim=2)
+                values = torch.cat([past[1].expand(shape), values], dim=2)
         else:
             keys, values, at = cache
             keys[:, :, at] = qk[:, self.heads :, 0]

@@ -33,8 +33,9 @@ def model_dir(request, tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp(request.param), tokenizer, model)
 
 
-def both_ways(policy, temperature=1.0, eos_token="5"):
-    prompts = [policy.encode_chat([{"role": "user", "content": p}]) for p in PROMPTS]
+def both_ways(policy, temperature=1.0, eos_token="5", system=None):
+    start = [{"role": "system", "content": system}] if system else []
+    prompts = [policy.encode_chat([*start, {"role": "user", "content": p}]) for p in PROMPTS]
     # A digit as EOS: rows finish at different steps and leave the batch.
     eos = [policy.tokenizer.convert_tokens_to_ids(eos_token)]
     out = []
@@ -79,6 +80,51 @@ def test_float32_samples_and_logprobs_match_the_models_forward(model_dir, lora):
     assert [r.token_ids for r in fused_way] == [r.token_ids for r in model_way]
     for ours, theirs in zip(fused_way, model_way, strict=True):
         assert torch.allclose(torch.tensor(ours.logprobs), torch.tensor(theirs.logprobs), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("bfloat16", 1e-3)])
+def test_a_prefix_every_prompt_shares_runs_once_and_samples_the_same(model_dir, dtype, tolerance):
+    from grpo_env.policy import decode, fused_decode
+
+    policy = load_policy(ModelConfig(name=str(model_dir), lora=True, dtype=dtype))
+    perturb_adapters(policy)
+    system = "0123456789" * 2  # 20 tokens every prompt starts with
+    prefixes = []
+    real = fused_decode.FusedDecoder.prefill
+
+    def spied(self, ids, mask, copies, prefix=None):
+        prefixes.append(None if prefix is None else prefix.tolist())
+        return real(self, ids, mask, copies, prefix=prefix)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_decode.FusedDecoder, "prefill", spied)
+        model_way, fused_way = both_ways(policy, temperature=0.7, system=system)
+    assert decode.SHARED_PREFIX_MIN <= 20
+    assert prefixes == [policy.tokenizer.encode(system, add_special_tokens=False)]
+    lengths = {len(r.token_ids) for r in model_way}
+    assert len(lengths) > 1, "every row the same length: no row left the batch early"
+    assert [r.token_ids for r in fused_way] == [r.token_ids for r in model_way]
+    for ours, theirs in zip(fused_way, model_way, strict=True):
+        assert torch.allclose(
+            torch.tensor(ours.logprobs), torch.tensor(theirs.logprobs), atol=tolerance
+        )
+
+
+@pytest.mark.parametrize(
+    "prompts, shared",
+    [
+        ([[1, 2, 3]], 0),  # one prompt: nothing to share
+        ([[1, 2, 3], [1, 2, 4]], 2),
+        ([[1, 2], [1, 2, 3, 4]], 1),  # the shorter prompt keeps its last token
+        ([[1, 2, 3], [1, 2, 3]], 2),
+        ([[5, 2, 3], [1, 2, 3]], 0),
+        ([[1, 2, 3, 4], [1, 2, 9, 4], [1, 2, 3, 4]], 2),
+    ],
+)
+def test_shared_prefix_length(prompts, shared):
+    from grpo_env.policy.decode import shared_prefix_length
+
+    assert shared_prefix_length(prompts) == shared
 
 
 def test_key_value_buffers_grow_as_completions_get_longer(model_dir, monkeypatch):
