@@ -13,6 +13,10 @@ import warnings
 
 def noisy_env():
     warnings.warn("a third-party library complains", UserWarning)
+    # transformers' own logger (its generate warns this way), after its first import
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("transformers.generation").warning("transformers logs a warning")
     from grpo_env.testing import next_digit_env
     return next_digit_env()
 
@@ -40,7 +44,10 @@ def test_train_console_is_ours_and_third_party_noise_goes_to_the_log(tmp_path, t
     assert f"sampling: {path}" in " ".join(console.split())  # the line may wrap
     assert "Loading weights" not in console
     assert "third-party library complains" not in console
-    assert "third-party library complains" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "third-party library complains" in log
+    assert "transformers logs a warning" not in console
+    assert "transformers logs a warning" in log
 
 
 def test_float16_is_refused_with_the_reason(tmp_path, toy_model):

@@ -31,6 +31,11 @@ def third_party_output_to(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    # transformers adds its own stderr handler to its logger at its first import: import it
+    # now, or a first import inside the block would add that handler after ours and its
+    # records ("[transformers] The following generation flags are not valid...") would reach
+    # the console.
+    _configure_transformers_logging()
     saved = []
     for name in THIRD_PARTY:
         logger = logging.getLogger(name)
@@ -48,6 +53,14 @@ def third_party_output_to(path: str | Path) -> Iterator[Path]:
             logger.handlers = handlers
             logger.propagate = propagate
         handler.close()
+
+
+def _configure_transformers_logging() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return
+    hf_logging.get_logger("transformers")  # configures the library's root logger once
 
 
 def _progress_bars_off():  # -> a function that restores them
