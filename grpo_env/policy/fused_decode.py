@@ -43,7 +43,11 @@ from torch import nn
 from grpo_env.policy.prepacked import linear, pack
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
-BUFFER_STEP = 64  # positions the key/value buffers grow by
+# Positions the key/value buffers grow by. Attention runs over the whole buffer, so a larger
+# step reads more unwritten positions per decode step; a smaller one copies the buffers more
+# often. `make train`'s decode steps (64 new tokens): 16 is 3-5 % faster than 64 or 32, and 8
+# no faster; the logprobs are the same to the bit (masked positions add exact zeros).
+BUFFER_STEP = 16
 _PARTS = {
     "qkv": ("self_attn", ("q_proj", "k_proj", "v_proj")),
     "o": ("self_attn", ("o_proj",)),
